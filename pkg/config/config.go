@@ -1,0 +1,133 @@
+// Package config holds the sidecar's config file: types, defaults, strict
+// loading and validation.
+package config
+
+import (
+	"time"
+
+	commoncfg "github.com/prometheus/common/config"
+	"github.com/prometheus/common/model"
+)
+
+// Config is the whole config file.
+type Config struct {
+	Global      GlobalConfig         `yaml:"global"`
+	Datasource  DatasourceConfig     `yaml:"datasource"`
+	RemoteWrite []*RemoteWriteConfig `yaml:"remote_write,omitempty"`
+	Models      []*ModelConfig       `yaml:"models,omitempty"`
+	RuleFiles   []string             `yaml:"rule_files,omitempty"`
+
+	// path is the file the config was loaded from; rule_files globs are
+	// relative to its directory.
+	path string
+}
+
+// GlobalConfig holds settings every group inherits.
+type GlobalConfig struct {
+	EvaluationInterval model.Duration    `yaml:"evaluation_interval,omitempty"`
+	QueryOffset        model.Duration    `yaml:"query_offset,omitempty"`
+	ExternalLabels     map[string]string `yaml:"external_labels,omitempty"`
+	MetricPrefix       string            `yaml:"metric_prefix,omitempty"`
+}
+
+// Datasource read methods.
+const (
+	ReadQueryRange = "query_range"
+	ReadRemoteRead = "remote_read"
+)
+
+// DatasourceConfig says where and how history is read.
+type DatasourceConfig struct {
+	URL           *commoncfg.URL `yaml:"url"`
+	ReadMethod    string         `yaml:"read_method,omitempty"` // query_range (default) | remote_read
+	RemoteReadURL *commoncfg.URL `yaml:"remote_read_url,omitempty"`
+	// QueryTimeout bounds one query. Default 30s; a group's evaluation
+	// additionally never waits longer than its interval.
+	QueryTimeout model.Duration `yaml:"query_timeout,omitempty"`
+
+	HTTPClientConfig commoncfg.HTTPClientConfig `yaml:",inline"`
+}
+
+// RemoteWriteConfig is one remote-write endpoint.
+type RemoteWriteConfig struct {
+	URL           *commoncfg.URL    `yaml:"url"`
+	Name          string            `yaml:"name,omitempty"`
+	RemoteTimeout model.Duration    `yaml:"remote_timeout,omitempty"`
+	Headers       map[string]string `yaml:"headers,omitempty"`
+	QueueConfig   QueueConfig       `yaml:"queue_config,omitempty"`
+
+	HTTPClientConfig commoncfg.HTTPClientConfig `yaml:",inline"`
+}
+
+// QueueConfig tunes a remote-write queue. Names follow Prometheus'
+// queue_config where the meaning is the same.
+type QueueConfig struct {
+	// Capacity is the most samples buffered in memory for this endpoint;
+	// beyond it new samples are dropped and counted.
+	Capacity          int            `yaml:"capacity,omitempty"`
+	MaxShards         int            `yaml:"max_shards,omitempty"`
+	MaxSamplesPerSend int            `yaml:"max_samples_per_send,omitempty"`
+	BatchSendDeadline model.Duration `yaml:"batch_send_deadline,omitempty"`
+	MinBackoff        model.Duration `yaml:"min_backoff,omitempty"`
+	MaxBackoff        model.Duration `yaml:"max_backoff,omitempty"`
+	// RetryOnRateLimit retries 429 answers, honouring Retry-After, for at
+	// most MaxRetryDuration in all; then the batch is dropped.
+	RetryOnRateLimit bool `yaml:"retry_on_http_429,omitempty"`
+	// MaxRetryDuration bounds how long one batch is retried after 429s.
+	MaxRetryDuration model.Duration `yaml:"max_retry_duration,omitempty"`
+	// FlushDeadline bounds how long shutdown waits to deliver what is queued.
+	FlushDeadline model.Duration `yaml:"flush_deadline,omitempty"`
+}
+
+// ModelConfig names one model. Exactly one of the kind sections is set.
+type ModelConfig struct {
+	Name        string             `yaml:"name"`
+	Builtin     *BuiltinConfig     `yaml:"builtin,omitempty"`
+	TorchScript *TorchScriptConfig `yaml:"torchscript,omitempty"`
+}
+
+// Built-in algorithms.
+const (
+	AlgoHoltWinters   = "holt_winters"
+	AlgoSeasonalNaive = "seasonal_naive"
+)
+
+// BuiltinConfig selects a pure-Go model and its parameters.
+type BuiltinConfig struct {
+	Algorithm string `yaml:"algorithm"` // holt_winters (default) | seasonal_naive
+	// Season is the seasonal period; 0 (or "auto") detects daily or weekly
+	// seasonality from the data.
+	Season model.Duration `yaml:"season,omitempty"`
+	// Alpha, Beta, Gamma fix the smoothing parameters of holt_winters;
+	// 0 means fitted from the data.
+	Alpha float64 `yaml:"alpha,omitempty"`
+	Beta  float64 `yaml:"beta,omitempty"`
+	Gamma float64 `yaml:"gamma,omitempty"`
+}
+
+// TorchScriptConfig loads a model file through libtorch (build tag libtorch).
+type TorchScriptConfig struct {
+	Path      string `yaml:"path"`
+	Device    string `yaml:"device,omitempty"` // cpu | cuda | cuda:N | auto
+	BatchSize int    `yaml:"batch_size,omitempty"`
+	Threads   int    `yaml:"threads,omitempty"`
+}
+
+// Defaults.
+var (
+	DefaultEvaluationInterval = model.Duration(time.Minute)
+	DefaultMetricPrefix       = "openanomaly_"
+	DefaultQueryTimeout       = model.Duration(30 * time.Second)
+	DefaultRemoteTimeout      = model.Duration(30 * time.Second)
+	DefaultQueueConfig        = QueueConfig{
+		Capacity:          100000,
+		MaxShards:         4,
+		MaxSamplesPerSend: 2000,
+		BatchSendDeadline: model.Duration(5 * time.Second),
+		MinBackoff:        model.Duration(30 * time.Millisecond),
+		MaxBackoff:        model.Duration(5 * time.Second),
+		RetryOnRateLimit:  true,
+		MaxRetryDuration:  model.Duration(time.Minute),
+		FlushDeadline:     model.Duration(time.Minute),
+	}
+)

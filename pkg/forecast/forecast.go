@@ -1,0 +1,53 @@
+// Package forecast defines the model interface every forecaster implements
+// (built-in Go models, TorchScript models through libtorch) and the registry
+// that maps names in the config to models.
+package forecast
+
+import (
+	"context"
+	"time"
+)
+
+// Request is a batch of equally spaced histories to forecast.
+type Request struct {
+	// Histories holds one history per series, oldest first, newest last,
+	// one value per Step. Missing points are NaN. Histories may differ in
+	// length; the newest point of each is at the same position relative
+	// to the forecast origin: the first forecast step is one Step after
+	// the last element.
+	Histories [][]float64
+	// Step is the spacing of the histories.
+	Step time.Duration
+	// Horizon is how many steps ahead to forecast, at least 1.
+	Horizon int
+	// Quantiles are the levels wanted, sorted ascending, each in (0, 1).
+	// 0.5 is always among them.
+	Quantiles []float64
+}
+
+// Forecast is the model's answer for one series.
+type Forecast struct {
+	// Values[q][h] is the forecast for quantile Request.Quantiles[q] at
+	// h+1 steps after the last history point. Every value is finite, and
+	// for a fixed h the values are non-decreasing in q.
+	Values [][]float64
+	// Err is set when this series could not be forecast (for example too
+	// little data); Values is then nil. Other series are unaffected.
+	Err error
+}
+
+// Model turns histories into quantile forecasts.
+type Model interface {
+	// Forecast returns one Forecast per history, in order. An error fails
+	// the whole batch (for example a dead inference backend); per-series
+	// problems go into Forecast.Err.
+	Forecast(ctx context.Context, req Request) ([]Forecast, error)
+}
+
+// ErrInsufficientData marks a series with too few finite points for the model.
+// Wrap it to add detail; callers test with errors.Is and count the skip.
+var ErrInsufficientData = insufficientData{}
+
+type insufficientData struct{}
+
+func (insufficientData) Error() string { return "insufficient data" }

@@ -1,0 +1,3 @@
+// Package score computes anomaly scores from an observation and its
+// predictive quantiles.
+package score
