@@ -27,7 +27,8 @@ type GlobalConfig struct {
 	EvaluationInterval model.Duration    `yaml:"evaluation_interval,omitempty"`
 	QueryOffset        model.Duration    `yaml:"query_offset,omitempty"`
 	ExternalLabels     map[string]string `yaml:"external_labels,omitempty"`
-	MetricPrefix       string            `yaml:"metric_prefix,omitempty"`
+	// MetricPrefix has no omitempty: "" differs from the default.
+	MetricPrefix string `yaml:"metric_prefix"`
 }
 
 // Datasource read methods.
@@ -72,7 +73,8 @@ type QueueConfig struct {
 	MaxBackoff        model.Duration `yaml:"max_backoff,omitempty"`
 	// RetryOnRateLimit retries 429 answers, honouring Retry-After, for at
 	// most MaxRetryDuration in all; then the batch is dropped.
-	RetryOnRateLimit bool `yaml:"retry_on_http_429,omitempty"`
+	// No omitempty: false differs from the default and must survive String.
+	RetryOnRateLimit bool `yaml:"retry_on_http_429"`
 	// MaxRetryDuration bounds how long one batch is retried after 429s.
 	MaxRetryDuration model.Duration `yaml:"max_retry_duration,omitempty"`
 	// FlushDeadline bounds how long shutdown waits to deliver what is queued.

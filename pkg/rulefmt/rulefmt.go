@@ -4,11 +4,17 @@ package rulefmt
 
 import (
 	"github.com/prometheus/common/model"
+	"go.yaml.in/yaml/v3"
 )
 
 // RuleGroups is one pipeline file.
 type RuleGroups struct {
 	Groups []RuleGroup `yaml:"groups"`
+
+	// file and root keep where the groups came from, so that checks made
+	// after parsing (ErrorAt) can point at a position.
+	file string
+	root *yaml.Node
 }
 
 // RuleGroup is a set of pipelines evaluated together on one schedule.
