@@ -1,0 +1,43 @@
+# OpenAnomaly. `make build` leaves the binary in bin/; `make test` runs every
+# test (unit and end-to-end against real Prometheus, VictoriaMetrics and
+# node_exporter, which `.ci/run` installs); `make demo` runs the sidecar on
+# live data from this machine.
+
+GO        ?= go
+PKG       := github.com/openanomaly/openanomaly
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+REVISION  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS   := -X github.com/prometheus/common/version.Version=$(VERSION) \
+             -X github.com/prometheus/common/version.Revision=$(REVISION) \
+             -X github.com/prometheus/common/version.Branch=main
+TEST_FLAGS ?= -timeout 25m
+
+.PHONY: all build test unit vet fmt demo check-examples clean
+
+all: build
+
+build:
+	$(GO) build -ldflags '$(LDFLAGS)' -o bin/openanomaly ./cmd/openanomaly
+
+vet:
+	$(GO) vet ./...
+
+fmt:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+# Every test, including the end-to-end ones that start real servers.
+test: fmt vet build check-examples
+	$(GO) test $(TEST_FLAGS) ./...
+
+# Unit tests only (no servers started).
+unit:
+	$(GO) test -short ./...
+
+check-examples: build
+	./bin/openanomaly check config examples/openanomaly.yml
+
+demo: build
+	./deploy/demo/demo.sh
+
+clean:
+	rm -rf bin
