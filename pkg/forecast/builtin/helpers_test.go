@@ -1,0 +1,9 @@
+package builtin
+
+import (
+	"time"
+
+	"github.com/prometheus/common/model"
+)
+
+func modelDuration(d time.Duration) model.Duration { return model.Duration(d) }
