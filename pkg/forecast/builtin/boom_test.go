@@ -5,7 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -108,74 +108,134 @@ func boomFreq(file string) string {
 	return base[strings.LastIndex(base, "-")+1:]
 }
 
-// TestBOOMExplore runs the full protocol on every series when
-// OA_BOOM_FULL is set (about a minute); it is for measuring, not CI.
-func TestBOOMExplore(t *testing.T) {
-	if os.Getenv("OA_BOOM_FULL") == "" {
-		return
-	}
-	k, _ := strconv.Atoi(os.Getenv("OA_BOOM_K"))
-	if k == 0 {
-		k = 20
-	}
-	dir := shareddata.Path(t, "boom", "series")
-	files, _ := filepath.Glob(filepath.Join(dir, "*.csv"))
-	snaiveByFreq := map[string]forecast.Model{}
+// boomRow is the default model's accuracy on one series relative to
+// seasonal naive with the protocol's season.
+type boomRow struct {
+	name         string
+	rMASE, rWQL  float64 // ratios default / seasonal naive; rWQL NaN when undefined
+	dMASE, sMASE float64
+}
+
+// runBOOM evaluates the default model and seasonal naive on the named series
+// (files under boom/series) with k origins each, logs one line per series,
+// and returns the rows; series whose reference error is 0 are left out.
+func runBOOM(t *testing.T, names []string, k int) []boomRow {
+	t.Helper()
+	snaive := map[string]forecast.Model{}
 	for f, p := range boomProtocols {
-		m, err := New(config.BuiltinConfig{Algorithm: config.AlgoSeasonalNaive, Season: modelDuration(time.Duration(p.m) * p.step)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		snaiveByFreq[f] = m
+		snaive[f] = newModel(t, config.BuiltinConfig{Algorithm: config.AlgoSeasonalNaive, Season: modelDuration(time.Duration(p.m) * p.step)})
 	}
 	def := Default()
-	type row struct {
-		name         string
-		rMASE, rWQL  float64
-		dMASE, sMASE float64
-	}
-	var rows []row
-	for _, f := range files {
-		if strings.HasSuffix(f, "manifest.csv") {
-			continue
+	var rows []boomRow
+	for _, name := range names {
+		freq := boomFreq(name)
+		p, ok := boomProtocols[freq]
+		if !ok {
+			t.Fatalf("%s: no protocol for frequency %q", name, freq)
 		}
-		freq := boomFreq(f)
-		p := boomProtocols[freq]
-		_, vs, err := shareddata.LoadBOOM(f)
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, vs := shareddata.MustLoadBOOM(t, "boom", "series", name)
 		d := evalBOOM(t, def, vs, p, k)
-		s := evalBOOM(t, snaiveByFreq[freq], vs, p, k)
+		s := evalBOOM(t, snaive[freq], vs, p, k)
 		// A reference error within rounding of 0 (sparse series that are
 		// constant in every window) makes the ratio meaningless.
 		if s.mase < 1e-9 {
-			t.Logf("%s: reference error 0, left out", filepath.Base(f))
+			t.Logf("%s: reference error 0, left out", name)
 			continue
 		}
-		rows = append(rows, row{filepath.Base(f), d.mase / s.mase, d.wql / s.wql, d.mase, s.mase})
-	}
-	sort.Slice(rows, func(i, j int) bool { return rows[i].name < rows[j].name })
-	byFreq := map[string][]float64{}
-	byFreqW := map[string][]float64{}
-	for _, r := range rows {
+		r := boomRow{name, d.mase / s.mase, d.wql / s.wql, d.mase, s.mase}
 		t.Logf("%-24s MASE %.3f / %.3f = %.3f  WQL ratio %.3f", r.name, r.dMASE, r.sMASE, r.rMASE, r.rWQL)
-		fr := boomFreq(r.name)
-		byFreq[fr] = append(byFreq[fr], r.rMASE)
-		byFreq["all"] = append(byFreq["all"], r.rMASE)
-		if !strings.HasPrefix(r.name, "ds-4-5T") {
-			byFreq["all w/o ds-4"] = append(byFreq["all w/o ds-4"], r.rMASE)
-			if !math.IsNaN(r.rWQL) {
-				byFreqW["all w/o ds-4"] = append(byFreqW["all w/o ds-4"], r.rWQL)
-			}
+		rows = append(rows, r)
+	}
+	return rows
+}
+
+// boomSummary returns the geometric-mean MASE and WQL ratios of rows whose
+// name passes keep, and how many there were.
+func boomSummary(rows []boomRow, keep func(name string) bool) (mase, wql float64, n int) {
+	var ms, ws []float64
+	for _, r := range rows {
+		if !keep(r.name) {
+			continue
 		}
+		ms = append(ms, r.rMASE)
 		if !math.IsNaN(r.rWQL) { // all actuals 0: WQL undefined
-			byFreqW[fr] = append(byFreqW[fr], r.rWQL)
-			byFreqW["all"] = append(byFreqW["all"], r.rWQL)
+			ws = append(ws, r.rWQL)
 		}
 	}
-	for _, fr := range []string{"10S", "T", "5T", "all", "all w/o ds-4"} {
-		t.Logf("%-12s n=%2d geomean MASE ratio %.3f  WQL ratio %.3f", fr, len(byFreq[fr]), geoMean(byFreq[fr]), geoMean(byFreqW[fr]))
+	return geoMean(ms), geoMean(ws), len(ms)
+}
+
+// boomSubset is a fixed sample of BOOM for CI: every dataset and frequency,
+// the plain and the sparse, and the series where the default model loses
+// to seasonal naive (ds-8-5T_var010, var016), so that the threshold is not
+// met by easy series alone.
+var boomSubset = []string{
+	"ds-0-T.csv", "ds-100-T_var000.csv", "ds-1001-T_var000.csv", "ds-1001-T_var008.csv", "ds-1001-T_var015.csv",
+	"ds-1002-5T.csv", "ds-4-5T_var001.csv", "ds-4-5T_var010.csv", "ds-8-5T_var001.csv", "ds-8-5T_var010.csv",
+	"ds-8-5T_var016.csv", "ds-81-5T.csv",
+	"ds-1003-10S.csv", "ds-54-10S_var000.csv", "ds-54-10S_var002.csv",
+}
+
+// TestBOOMSubset checks the default model's accuracy on boomSubset with the
+// bench README's protocol (20 origins per series): the geometric mean of
+// its MASE over seasonal naive's must stay below boomSubsetMax. Measured
+// 0.736 (WQL ratio 0.802) when written; the margin allows small tuning
+// changes, not a model that is no better than the baseline.
+func TestBOOMSubset(t *testing.T) {
+	const boomSubsetMax = 0.80
+	rows := runBOOM(t, boomSubset, 20)
+	if len(rows) != len(boomSubset) {
+		t.Fatalf("%d of %d series evaluated", len(rows), len(boomSubset))
+	}
+	mase, wql, n := boomSummary(rows, func(string) bool { return true })
+	t.Logf("subset, %d series: geomean MASE ratio %.3f, WQL ratio %.3f", n, mase, wql)
+	if !(mase < boomSubsetMax) {
+		t.Errorf("geomean MASE ratio to seasonal naive %.3f, want < %v", mase, boomSubsetMax)
+	}
+}
+
+// TestBOOMFull runs the protocol on all 77 series when OA_BOOM_FULL is set
+// (OA_BOOM_K origins per series, default 20; a few seconds), reports every
+// series and the means by frequency, and checks the overall means. When
+// written: all 70 with a reference error, 0.450 (WQL 0.532); without the
+// sparse ds-4-5T series, 45 series, 0.638 (WQL 0.697).
+func TestBOOMFull(t *testing.T) {
+	if os.Getenv("OA_BOOM_FULL") == "" {
+		t.Skip("set OA_BOOM_FULL=1 to run the whole BOOM protocol")
+	}
+	k := 20
+	if v := os.Getenv("OA_BOOM_K"); v != "" {
+		var err error
+		if k, err = strconv.Atoi(v); err != nil || k < 1 {
+			t.Fatalf("OA_BOOM_K=%q: want a positive integer", v)
+		}
+	}
+	files, err := filepath.Glob(filepath.Join(shareddata.Path(t, "boom", "series"), "*.csv"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no BOOM series found (%v)", err)
+	}
+	var names []string
+	for _, f := range files {
+		names = append(names, filepath.Base(f))
+	}
+	slices.Sort(names)
+	rows := runBOOM(t, names, k)
+	for _, c := range []struct {
+		name string
+		keep func(string) bool
+		max  float64
+	}{
+		{"10S", func(n string) bool { return boomFreq(n) == "10S" }, 0},
+		{"T", func(n string) bool { return boomFreq(n) == "T" }, 0},
+		{"5T", func(n string) bool { return boomFreq(n) == "5T" }, 0},
+		{"all", func(string) bool { return true }, 0.52},
+		{"all w/o ds-4", func(n string) bool { return !strings.HasPrefix(n, "ds-4-5T") }, 0.72},
+	} {
+		mase, wql, n := boomSummary(rows, c.keep)
+		t.Logf("%-12s n=%2d geomean MASE ratio %.3f  WQL ratio %.3f", c.name, n, mase, wql)
+		if c.max > 0 && !(mase < c.max) {
+			t.Errorf("%s: geomean MASE ratio %.3f, want < %v", c.name, mase, c.max)
+		}
 	}
 }
 
