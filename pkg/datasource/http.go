@@ -3,6 +3,7 @@ package datasource
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,11 +11,14 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	commoncfg "github.com/prometheus/common/config"
+	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/openanomaly/openanomaly/pkg/config"
 )
@@ -48,15 +52,35 @@ type HTTPOptions struct {
 	Timeout time.Duration
 	// UserAgent is sent with every request.
 	UserAgent string
+	// MaxPointsPerQuery is the most points per series one request may ask
+	// for; longer ranges are split into several requests whose answers are
+	// merged. Zero means DefaultMaxPointsPerQuery, Prometheus' own limit.
+	MaxPointsPerQuery int
+	// Concurrency is how many pieces of a split range are requested at
+	// once. Zero means DefaultSplitConcurrency.
+	Concurrency int
 }
+
+const (
+	// DefaultMaxPointsPerQuery is Prometheus' limit on the points per series
+	// of one range query ("exceeded maximum resolution of 11,000 points per
+	// timeseries"); VictoriaMetrics allows 30,000 by default.
+	DefaultMaxPointsPerQuery = 11000
+	// DefaultSplitConcurrency keeps a split query from hitting the store
+	// with more than a few requests at once: the pieces are big, and
+	// Prometheus runs at most 20 queries concurrently for all its clients.
+	DefaultSplitConcurrency = 2
+)
 
 // HTTPQuerier evaluates range queries through the Prometheus HTTP query API
 // (POST /api/v1/query_range), which Prometheus, VictoriaMetrics, Thanos,
 // Mimir and Cortex all serve. It is safe for concurrent use.
 type HTTPQuerier struct {
-	client  *http.Client
-	url     *url.URL // full query_range endpoint, query parameters included
-	timeout time.Duration
+	client      *http.Client
+	url         *url.URL // full query_range endpoint, query parameters included
+	timeout     time.Duration
+	maxPoints   int
+	concurrency int
 }
 
 // NewHTTPQuerier returns a querier for the store at opts.URL.
@@ -80,6 +104,16 @@ func NewHTTPQuerier(opts HTTPOptions) (*HTTPQuerier, error) {
 	if opts.Timeout == 0 {
 		opts.Timeout = time.Duration(config.DefaultQueryTimeout)
 	}
+	if opts.MaxPointsPerQuery < 0 || opts.Concurrency < 0 {
+		return nil, fmt.Errorf("datasource: max points per query (%d) and concurrency (%d) must not be negative",
+			opts.MaxPointsPerQuery, opts.Concurrency)
+	}
+	if opts.MaxPointsPerQuery == 0 {
+		opts.MaxPointsPerQuery = DefaultMaxPointsPerQuery
+	}
+	if opts.Concurrency == 0 {
+		opts.Concurrency = DefaultSplitConcurrency
+	}
 	// Validate works on a copy: it may rewrite deprecated fields.
 	hc := opts.HTTPClientConfig
 	if err := hc.Validate(); err != nil {
@@ -96,9 +130,11 @@ func NewHTTPQuerier(opts HTTPOptions) (*HTTPQuerier, error) {
 	// JoinPath keeps a path prefix (/select/0/prometheus, a route prefix)
 	// and copes with a trailing slash on it.
 	return &HTTPQuerier{
-		client:  client,
-		url:     base.JoinPath(queryRangePath),
-		timeout: opts.Timeout,
+		client:      client,
+		url:         base.JoinPath(queryRangePath),
+		timeout:     opts.Timeout,
+		maxPoints:   opts.MaxPointsPerQuery,
+		concurrency: opts.Concurrency,
 	}, nil
 }
 
@@ -129,6 +165,12 @@ func (e *Error) Error() string {
 
 // QueryRange evaluates query at every step from start to end (both
 // included) and returns the matrix, its series sorted by labels.
+//
+// A range with more points per series than the store allows is split into
+// pieces on the same step grid, requested with small bounded concurrency
+// and merged per series; the warnings of every piece are kept and the
+// result is partial when any piece was. Each piece has its own timeout; the
+// caller's deadline bounds the whole.
 func (q *HTTPQuerier) QueryRange(ctx context.Context, query string, start, end time.Time, step time.Duration) (Result, error) {
 	if step <= 0 {
 		return Result{}, fmt.Errorf("query_range: step %v is not positive", step)
@@ -136,11 +178,142 @@ func (q *HTTPQuerier) QueryRange(ctx context.Context, query string, start, end t
 	if end.Before(start) {
 		return Result{}, fmt.Errorf("query_range: end %v is before start %v", end, start)
 	}
-	res, err := q.queryRange(ctx, query, start, end, step)
+	pieces := splitRange(start, end, step, q.maxPoints)
+	if len(pieces) == 1 {
+		res, err := q.queryRange(ctx, query, start, end, step)
+		if err != nil {
+			return Result{}, fmt.Errorf("query_range %s: %w", q.url.Redacted(), err)
+		}
+		return res, nil
+	}
+	results, err := q.queryPieces(ctx, query, pieces, step)
 	if err != nil {
 		return Result{}, fmt.Errorf("query_range %s: %w", q.url.Redacted(), err)
 	}
-	return res, nil
+	return mergeResults(results), nil
+}
+
+// timeRange is one piece of a split range; both ends are on the step grid
+// of the whole, except that the last piece keeps the caller's end.
+type timeRange struct{ start, end time.Time }
+
+// splitRange cuts [start, end] into pieces of at most maxPoints points of
+// the grid start + k·step each. Pieces do not share grid points, so a
+// well-behaved store returns every point once.
+func splitRange(start, end time.Time, step time.Duration, maxPoints int) []timeRange {
+	// Number of grid points minus one, in integer arithmetic: the grid is
+	// exact in nanoseconds, and a float would lose points at the seams.
+	last := int64(end.Sub(start) / step)
+	if last < int64(maxPoints) {
+		return []timeRange{{start, end}}
+	}
+	var out []timeRange
+	for first := int64(0); first <= last; first += int64(maxPoints) {
+		r := timeRange{start: start.Add(time.Duration(first) * step)}
+		if stop := first + int64(maxPoints) - 1; stop < last {
+			r.end = start.Add(time.Duration(stop) * step)
+		} else {
+			r.end = end
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// queryPieces requests every piece, at most q.concurrency at once, and
+// returns their results in piece order. The first error cancels the rest.
+func (q *HTTPQuerier) queryPieces(ctx context.Context, query string, pieces []timeRange, step time.Duration) ([]Result, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	results := make([]Result, len(pieces))
+	sem := make(chan struct{}, q.concurrency)
+	var (
+		wg       sync.WaitGroup
+		mtx      sync.Mutex
+		firstErr error
+	)
+	for i, p := range pieces {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			res, err := q.queryRange(ctx, query, p.start, p.end, step)
+			if err != nil {
+				mtx.Lock()
+				// Only the first error is news; the others are
+				// mostly "context canceled" caused by it.
+				if firstErr == nil {
+					firstErr = fmt.Errorf("piece %d of %d (%s to %s): %w", i+1, len(pieces),
+						p.start.UTC().Format(time.RFC3339Nano), p.end.UTC().Format(time.RFC3339Nano), err)
+					cancel(firstErr)
+				}
+				mtx.Unlock()
+				return
+			}
+			results[i] = res
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	if err := ctx.Err(); err != nil {
+		// The caller's context ended between pieces.
+		return nil, context.Cause(ctx)
+	}
+	return results, nil
+}
+
+// mergeResults joins the answers to consecutive pieces of one range: series
+// with the same labels are concatenated, and a sample at or before the
+// newest one already taken is dropped, so a store that widens a piece to its
+// own grid (VictoriaMetrics aligns start and end to the step) cannot
+// duplicate the points at a seam. Warnings are kept once each, in order.
+func mergeResults(results []Result) Result {
+	var (
+		out      Result
+		byHash   = map[uint64][]int{}
+		seenWarn = map[string]bool{}
+	)
+	for _, r := range results {
+		out.Partial = out.Partial || r.Partial
+		for _, w := range r.Warnings {
+			if !seenWarn[w] {
+				seenWarn[w] = true
+				out.Warnings = append(out.Warnings, w)
+			}
+		}
+		for _, s := range r.Series {
+			h := s.Labels.Hash()
+			idx := -1
+			for _, i := range byHash[h] {
+				if labels.Equal(out.Series[i].Labels, s.Labels) {
+					idx = i
+					break
+				}
+			}
+			if idx < 0 {
+				byHash[h] = append(byHash[h], len(out.Series))
+				out.Series = append(out.Series, Series{Labels: s.Labels, Samples: s.Samples})
+				continue
+			}
+			dst := &out.Series[idx]
+			samples := s.Samples
+			if n := len(dst.Samples); n > 0 {
+				lastT := dst.Samples[n-1].T
+				k, _ := slices.BinarySearchFunc(samples, lastT+1, func(a Sample, t int64) int { return cmp.Compare(a.T, t) })
+				samples = samples[k:]
+			}
+			dst.Samples = append(dst.Samples, samples...)
+		}
+	}
+	slices.SortFunc(out.Series, func(a, b Series) int { return labels.Compare(a.Labels, b.Labels) })
+	return out
 }
 
 func (q *HTTPQuerier) queryRange(ctx context.Context, query string, start, end time.Time, step time.Duration) (Result, error) {

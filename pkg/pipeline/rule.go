@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"strconv"
 	"sync"
@@ -51,6 +52,14 @@ const (
 	ReasonModelError       = "model_error"
 	ReasonNonFinite        = "non_finite_output"
 )
+
+// ErrPartialResponse fails an evaluation whose query answer the store marked
+// as partial (VictoriaMetrics' isPartial).
+var ErrPartialResponse = errors.New("the store answered with a partial response; the evaluation is skipped")
+
+// maxLoggedWarnings bounds how many of a query's warnings one log line
+// carries.
+const maxLoggedWarnings = 5
 
 // maxNewPoints bounds how many points arrived since the previous evaluation
 // are scored, so a long outage does not turn one evaluation into a huge
@@ -132,6 +141,15 @@ type evalEnv struct {
 	queryOffset time.Duration
 	limit       int
 	interval    time.Duration
+	// logger may be nil: then nothing is logged.
+	logger *slog.Logger
+}
+
+func (e evalEnv) log() *slog.Logger {
+	if e.logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return e.logger
 }
 
 type preparedSeries struct {
@@ -187,11 +205,20 @@ func (r *Rule) evalInner(ctx context.Context, ts time.Time, env evalEnv) (map[st
 		return nil, fmt.Errorf("query: %w", err)
 	}
 	if len(res.Warnings) > 0 {
+		// Warnings (Prometheus annotations, Thanos partial-response
+		// notes) do not fail the evaluation; they are counted and logged
+		// once per evaluation, not once per warning.
 		env.metrics.partialOrWarned.WithLabelValues(name, "warning").Inc()
+		env.log().Warn("Query returned warnings", "pipeline", name, "count", len(res.Warnings),
+			"warnings", res.Warnings[:min(len(res.Warnings), maxLoggedWarnings)])
 	}
 	if res.Partial {
+		// A partial answer lacks series or samples without saying which:
+		// a forecast from it would score missing data as anomalies. There
+		// is no setting to accept partial answers (yet), so the
+		// evaluation fails and the rule's health says why.
 		env.metrics.partialOrWarned.WithLabelValues(name, "partial").Inc()
-		return nil, errors.New("query: the store answered with a partial response")
+		return nil, fmt.Errorf("query: %w", ErrPartialResponse)
 	}
 	env.metrics.inputSeries.WithLabelValues(name).Set(float64(len(res.Series)))
 	if env.limit > 0 && len(res.Series) > env.limit {
@@ -498,6 +525,8 @@ type EvalOptions struct {
 	Limit       int
 	// Metrics may be nil; then the evaluation's metrics go nowhere.
 	Metrics *Metrics
+	// Logger may be nil; then nothing is logged.
+	Logger *slog.Logger
 }
 
 // Eval evaluates the rule once for the scheduled time ts, as its group
@@ -509,6 +538,6 @@ func (r *Rule) Eval(ctx context.Context, ts time.Time, o EvalOptions) error {
 	}
 	return r.eval(ctx, ts, evalEnv{
 		querier: o.Querier, models: o.Models, appender: o.Appender, exposition: NewExposition(),
-		metrics: o.Metrics, queryOffset: o.QueryOffset, limit: o.Limit,
+		metrics: o.Metrics, queryOffset: o.QueryOffset, limit: o.Limit, logger: o.Logger,
 	})
 }
