@@ -36,6 +36,12 @@ unit:
 check-examples: build
 	./bin/openanomaly check config examples/openanomaly.yml
 
+# Regenerate the JSON Schema editors use for pipeline files from the types in
+# pkg/rulefmt (a test fails when the committed file is stale).
+.PHONY: schema
+schema:
+	$(GO) run ./internal/cmd/genschema -o schema/pipelines.schema.json
+
 demo: build
 	./deploy/demo/demo.sh
 

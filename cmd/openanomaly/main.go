@@ -23,6 +23,8 @@ import (
 	"github.com/prometheus/common/promslog"
 	promslogflag "github.com/prometheus/common/promslog/flag"
 	"github.com/prometheus/common/version"
+	toolkitweb "github.com/prometheus/exporter-toolkit/web"
+	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
 	"github.com/openanomaly/openanomaly/pkg/config"
 	"github.com/openanomaly/openanomaly/pkg/datasource"
@@ -41,8 +43,9 @@ func main() {
 	runCmd := app.Command("run", "Run the sidecar.")
 	var rc runConfig
 	runCmd.Flag("config.file", "Configuration file path.").Default("openanomaly.yml").StringVar(&rc.configFile)
-	runCmd.Flag("web.listen-address", "Address to listen on for /metrics, the API and lifecycle endpoints.").
-		Default(":9095").StringVar(&rc.listenAddress)
+	// --web.listen-address (repeatable), --web.config.file (TLS and basic
+	// auth) and, on Linux, --web.systemd-socket, as every exporter has them.
+	rc.web = kingpinflag.AddFlags(runCmd, ":9095")
 	runCmd.Flag("shutdown.timeout", "How long to wait for running evaluations at shutdown (remote-write queues have their own flush_deadline).").
 		Default("30s").DurationVar(&rc.shutdownTimeout)
 	rc.log = &promslog.Config{}
@@ -66,7 +69,7 @@ func main() {
 
 type runConfig struct {
 	configFile      string
-	listenAddress   string
+	web             *toolkitweb.FlagConfig
 	shutdownTimeout time.Duration
 	log             *promslog.Config
 }
@@ -74,6 +77,11 @@ type runConfig struct {
 func runSidecar(rc runConfig) int {
 	logger := promslog.New(rc.log)
 	logger.Info("Starting OpenAnomaly", "version", version.Info(), "build_context", version.BuildContext())
+	// A broken web config fails at startup, not on the first request.
+	if err := toolkitweb.Validate(*rc.web.WebConfigFile); err != nil {
+		logger.Error("Unable to validate web configuration file", "file", *rc.web.WebConfigFile, "err", err)
+		return 1
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
@@ -154,10 +162,9 @@ func runSidecar(rc runConfig) int {
 		}, func(error) { close(cancel) })
 	}
 	{
-		srv := &http.Server{Addr: rc.listenAddress, Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+		srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 		g.Add(func() error {
-			logger.Info("Listening", "address", rc.listenAddress)
-			if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+			if err := toolkitweb.ListenAndServe(srv, rc.web, logger.With("component", "web")); !errors.Is(err, http.ErrServerClosed) {
 				return fmt.Errorf("web server: %w", err)
 			}
 			return nil

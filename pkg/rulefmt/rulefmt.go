@@ -9,6 +9,7 @@ import (
 
 // RuleGroups is one pipeline file.
 type RuleGroups struct {
+	// Groups lists the file's groups; a file needs at least one.
 	Groups []RuleGroup `yaml:"groups"`
 
 	// file and root keep where the groups came from, so that checks made
@@ -19,15 +20,17 @@ type RuleGroups struct {
 
 // RuleGroup is a set of pipelines evaluated together on one schedule.
 type RuleGroup struct {
+	// Name identifies the group; unique within the file.
 	Name string `yaml:"name"`
 	// Interval is how often the group runs; 0 means the config's
 	// global evaluation_interval.
 	Interval model.Duration `yaml:"interval,omitempty"`
-	// QueryOffset delays evaluation for ingestion lag; nil means the
-	// config's global query_offset.
+	// QueryOffset delays evaluation for ingestion lag; when absent, the
+	// config's global query_offset applies.
 	QueryOffset *model.Duration `yaml:"query_offset,omitempty"`
 	// Limit fails a rule whose query returns more series than this; 0 is no limit.
-	Limit int    `yaml:"limit,omitempty"`
+	Limit int `yaml:"limit,omitempty"`
+	// Rules are the group's pipelines.
 	Rules []Rule `yaml:"rules"`
 }
 
@@ -40,29 +43,56 @@ const (
 
 // Rule is one pipeline: read expr, forecast with model, score, emit.
 type Rule struct {
-	Forecast   string            `yaml:"forecast"`
-	Expr       string            `yaml:"expr"`
-	Model      string            `yaml:"model,omitempty"`
-	Step       model.Duration    `yaml:"step,omitempty"`
-	Context    model.Duration    `yaml:"context,omitempty"`
-	Horizons   []model.Duration  `yaml:"horizons,omitempty"`
-	Quantiles  []float64         `yaml:"quantiles,omitempty"`
-	Anomaly    *Anomaly          `yaml:"anomaly,omitempty"`
-	Covariates []Covariate       `yaml:"covariates,omitempty"`
-	Labels     map[string]string `yaml:"labels,omitempty"`
+	// Forecast is the pipeline's name, a valid metric name unique across
+	// all pipeline files; it is the pipeline label of every emitted series.
+	Forecast string `yaml:"forecast"`
+	// Expr is the PromQL expression whose series are forecast.
+	Expr string `yaml:"expr"`
+	// Model names a model from the config; "default", the built-in
+	// default, always exists.
+	Model string `yaml:"model,omitempty"`
+	// Step is the resolution of the history given to the model.
+	Step model.Duration `yaml:"step,omitempty"`
+	// Context is how much history the model gets; a multiple of step and
+	// at least two steps.
+	Context model.Duration `yaml:"context,omitempty"`
+	// Horizons are the forecast leads emitted as series, each a multiple
+	// of step.
+	Horizons []model.Duration `yaml:"horizons,omitempty"`
+	// Quantiles are the forecast levels, each between 0 and 1; 0.5 and the
+	// anomaly band's levels are added when missing.
+	Quantiles []float64 `yaml:"quantiles,omitempty"`
+	// Anomaly turns anomaly scoring on when present, even when empty; omit
+	// it for a forecast-only pipeline.
+	Anomaly *Anomaly `yaml:"anomaly,omitempty"`
+	// Covariates are reserved for foundation models; only an empty list
+	// is accepted for now.
+	Covariates []Covariate `yaml:"covariates,omitempty"`
+	// Labels are added to every emitted series and win over the input's
+	// labels.
+	Labels map[string]string `yaml:"labels,omitempty"`
 }
 
 // Anomaly turns scoring on for a rule.
 type Anomaly struct {
-	Band         []float64 `yaml:"band,omitempty"`
-	Direction    string    `yaml:"direction,omitempty"`
-	MinDeviation float64   `yaml:"min_deviation,omitempty"`
+	// Band is the pair of quantile levels [lo, hi] whose forecasts are the
+	// band edges, with 0 < lo < 0.5 < hi < 1; the score is 1 on an edge.
+	Band []float64 `yaml:"band,omitempty"`
+	// Direction is which deviations score: both, above (only points above
+	// the median) or below.
+	Direction string `yaml:"direction,omitempty"`
+	// MinDeviation is an absolute floor on the band's half-width, in the
+	// metric's units, so that tiny bands do not make huge scores.
+	MinDeviation float64 `yaml:"min_deviation,omitempty"`
 }
 
-// Covariate is reserved for the foundation-model issue; only an empty list
-// is accepted for now.
+// Covariate is an extra input series for foundation models, reserved for
+// now: only an empty list is accepted.
 type Covariate struct {
-	Name        string `yaml:"name"`
-	Expr        string `yaml:"expr"`
-	KnownFuture bool   `yaml:"known_future,omitempty"`
+	// Name identifies the covariate.
+	Name string `yaml:"name"`
+	// Expr is the PromQL expression of the covariate's series.
+	Expr string `yaml:"expr"`
+	// KnownFuture says whether the covariate's future values are known.
+	KnownFuture bool `yaml:"known_future,omitempty"`
 }
