@@ -1,7 +1,17 @@
 // Package datasource reads history from a Prometheus-compatible store.
 //
-// A Querier hides how samples are read (the HTTP query API's query_range
-// today, remote-read later) from the pipeline that uses them.
+// A Querier hides how samples are read from the pipeline that uses them:
+//
+//   - HTTPQuerier evaluates PromQL through the query API's query_range,
+//     splitting ranges longer than Prometheus' 11,000 points per series into
+//     pieces and merging them;
+//   - RemoteReadQuerier reads raw samples through the remote-read protocol
+//     (streamed XOR chunks, or the sampled answer) and aligns them to the
+//     step grid as Prometheus evaluates an instant vector selector: the
+//     newest sample in (t − 5m, t], none after a stale marker. It accepts
+//     only plain vector selectors (ExprChecker says which expressions).
+//
+// Both return the same Result for the same selector and data.
 package datasource
 
 import (
@@ -30,7 +40,8 @@ type Result struct {
 	// partial-response notes); they do not fail the query.
 	Warnings []string
 	// Partial is true when the store said the answer may be incomplete
-	// (VictoriaMetrics' isPartial).
+	// (VictoriaMetrics' isPartial). Remote read has no such channel: an
+	// incomplete answer there is an error.
 	Partial bool
 }
 

@@ -464,7 +464,7 @@ func TestFromConfig(t *testing.T) {
 		cfg config.DatasourceConfig
 		err string
 	}{
-		{config.DatasourceConfig{URL: &commoncfg.URL{URL: u}, ReadMethod: config.ReadRemoteRead}, "remote_read is not implemented yet"},
+		{config.DatasourceConfig{URL: &commoncfg.URL{URL: u}, ReadMethod: config.ReadRemoteRead}, "remote_read_url is required"},
 		{config.DatasourceConfig{URL: &commoncfg.URL{URL: u}, ReadMethod: "graphite"}, `read_method "graphite" is unknown`},
 		{config.DatasourceConfig{}, "url is required"},
 	} {

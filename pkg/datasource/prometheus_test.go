@@ -74,3 +74,105 @@ func TestQueryRangeSplitPrometheus(t *testing.T) {
 		t.Errorf("partial %v, warnings %q", res.Partial, res.Warnings)
 	}
 }
+
+// TestRemoteReadPrometheus reads the same data from a real Prometheus
+// through remote read (streamed XOR chunks) and through query_range, and
+// expects the same series, points and values, including the gap a stale
+// marker makes.
+func TestRemoteReadPrometheus(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a real Prometheus; runs without -short")
+	}
+	prom := testenv.StartPrometheus(t, testenv.PrometheusOptions{RemoteWriteReceiver: true})
+
+	// Within the last hour (Prometheus 2.x's window for remote-written
+	// samples). Sample times are off the whole seconds, so no grid point
+	// is exactly a lookback away from a sample, where Prometheus 2
+	// (window closed on the left) and 3 (open) differ.
+	base := time.Now().Add(-40 * time.Minute).Truncate(time.Minute)
+	var (
+		aTs []time.Time
+		aVs []float64
+	)
+	for i := range 600 {
+		aTs = append(aTs, base.Add(time.Duration(i)*time.Second+123*time.Millisecond))
+		aVs = append(aVs, float64(i%37)*1.5)
+	}
+	staleAt := base.Add(600*time.Second + 123*time.Millisecond)
+	aTs = append(aTs, staleAt)
+	aVs = append(aVs, staleNaN)
+	resumeAt := base.Add(15*time.Minute + 123*time.Millisecond)
+	for i := range 600 {
+		aTs = append(aTs, resumeAt.Add(time.Duration(i)*time.Second))
+		aVs = append(aVs, -float64(i)/7)
+	}
+	prom.Write(t, "oa_rr_test", map[string]string{"s": "a"}, aTs, aVs)
+	var (
+		bTs []time.Time
+		bVs []float64
+	)
+	for i := range 25 * 60 / 7 {
+		bTs = append(bTs, base.Add(time.Duration(i)*7*time.Second+456*time.Millisecond))
+		bVs = append(bVs, 1e6+float64(i*i))
+	}
+	prom.Write(t, "oa_rr_test", map[string]string{"s": "b"}, bTs, bVs)
+
+	hq, err := NewHTTPQuerier(HTTPOptions{URL: prom.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rq, err := NewRemoteReadQuerier(RemoteReadOptions{URL: prom.URL + "/api/v1/read"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	start, end := base.Add(-2*time.Minute), base.Add(33*time.Minute)
+	for _, tc := range []struct {
+		expr string
+		step time.Duration
+	}{
+		{`oa_rr_test`, 10 * time.Second},
+		{`oa_rr_test{s="a"}`, time.Second},
+		{`{__name__="oa_rr_test",s=~"b|c"}`, time.Minute},
+	} {
+		t.Run(tc.expr, func(t *testing.T) {
+			want, err := hq.QueryRange(ctx, tc.expr, start, end, tc.step)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := rq.QueryRange(ctx, tc.expr, start, end, tc.step)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(want.Series) == 0 {
+				t.Fatal("query_range found nothing")
+			}
+			if len(got.Series) != len(want.Series) {
+				t.Fatalf("remote read: %d series, query_range %d", len(got.Series), len(want.Series))
+			}
+			for i := range want.Series {
+				g, w := got.Series[i], want.Series[i]
+				if !labels.Equal(g.Labels, w.Labels) {
+					t.Errorf("series %d: remote read %s, query_range %s", i, g.Labels, w.Labels)
+				}
+				if len(g.Samples) != len(w.Samples) {
+					t.Errorf("%s: remote read %d points, query_range %d", w.Labels, len(g.Samples), len(w.Samples))
+				}
+				for j := range min(len(g.Samples), len(w.Samples)) {
+					if g.Samples[j] != w.Samples[j] {
+						t.Fatalf("%s: point %d: remote read %+v, query_range %+v", w.Labels, j, g.Samples[j], w.Samples[j])
+					}
+				}
+				// The stale marker's gap is there, in both.
+				if w.Labels.Get("s") == "a" {
+					for _, s := range g.Samples {
+						if s.T >= staleAt.UnixMilli() && s.T < resumeAt.UnixMilli() {
+							t.Fatalf("point %+v inside the stale gap", s)
+						}
+					}
+				}
+			}
+		})
+	}
+}
