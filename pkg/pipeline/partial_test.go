@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/openanomaly/openanomaly/pkg/datasource"
+	"github.com/openanomaly/openanomaly/pkg/rulefmt"
 )
 
 // withAnswer wraps a querier so that its results carry warnings and the
@@ -97,5 +98,22 @@ func TestRuleWarningsAreCountedAndLogged(t *testing.T) {
 	if strings.Count(out, "\n") != 1 || !strings.Contains(out, "level=WARN") ||
 		!strings.Contains(out, "store b timed out") || !strings.Contains(out, "pipeline="+r.Name()) {
 		t.Errorf("want one warning line naming the pipeline and the warnings, got:\n%s", out)
+	}
+}
+
+func TestRuleRemoteReadNeedsSelector(t *testing.T) {
+	// Remote read answers only plain selectors; a rule with any other expr
+	// fails with an error that says so, before anything is sent.
+	q, err := datasource.NewRemoteReadQuerier(datasource.RemoteReadOptions{URL: "http://127.0.0.1:1/api/v1/read"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := testRule(t, func(r *rulefmt.Rule) { r.Expr = "sum by (job) (rate(http_requests_total[5m]))" })
+	err = r.eval(context.Background(), evalTime, testEnv(q, &recorder{}))
+	if !errors.Is(err, datasource.ErrNotSelector) {
+		t.Fatalf("err = %v, want ErrNotSelector", err)
+	}
+	if st := r.Status(); st.Health != HealthErr || !strings.Contains(st.LastError, "plain vector selectors") {
+		t.Errorf("health %q, last error %q", st.Health, st.LastError)
 	}
 }
