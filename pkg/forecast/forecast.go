@@ -14,7 +14,8 @@ type Request struct {
 	// one value per Step. Missing points are NaN. Histories may differ in
 	// length; the newest point of each is at the same position relative
 	// to the forecast origin: the first forecast step is one Step after
-	// the last element.
+	// the last element. Models must neither modify nor keep them: the
+	// pipeline reuses them between evaluations.
 	Histories [][]float64
 	// Step is the spacing of the histories.
 	Step time.Duration

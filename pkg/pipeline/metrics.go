@@ -23,6 +23,7 @@ type Metrics struct {
 	droppedSamples  *prometheus.CounterVec
 	modelDuration   *prometheus.HistogramVec
 	partialOrWarned *prometheus.CounterVec
+	reads           *prometheus.CounterVec
 }
 
 // NewMetrics creates and registers the engine's metrics.
@@ -87,11 +88,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Namespace: ns, Subsystem: "pipeline", Name: "query_warnings_total",
 			Help: "Query answers that carried warnings or were marked partial.",
 		}, []string{"pipeline", "kind"}),
+		reads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: "pipeline", Name: "reads_total",
+			Help: "Reads of a pipeline's input from the store: full (the whole context) or incremental (only what is new).",
+		}, []string{"pipeline", "kind"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.iterations, m.iterationsMissed, m.groupDuration, m.groupLastEval,
 			m.groupInterval, m.evaluations, m.failures, m.ruleDuration, m.inputSeries,
-			m.outputSeries, m.skippedSeries, m.droppedSamples, m.modelDuration, m.partialOrWarned)
+			m.outputSeries, m.skippedSeries, m.droppedSamples, m.modelDuration, m.partialOrWarned, m.reads)
 	}
 	return m
 }
@@ -114,4 +119,5 @@ func (m *Metrics) deletePipeline(p string) {
 	m.skippedSeries.DeletePartialMatch(lbl)
 	m.droppedSamples.DeletePartialMatch(lbl)
 	m.partialOrWarned.DeletePartialMatch(lbl)
+	m.reads.DeletePartialMatch(lbl)
 }

@@ -88,7 +88,9 @@ type Rule struct {
 	lastStamp int64
 	// prevSeries are the output series written by the previous
 	// evaluation, to send stale markers for those that disappear.
-	prevSeries   map[uint64]labels.Labels
+	prevSeries map[uint64]labels.Labels
+	// hist is the input history kept for incremental reads.
+	hist         *history
 	health       string
 	lastError    error
 	lastEval     time.Time
@@ -128,6 +130,9 @@ func (r *Rule) copyState(old *Rule) {
 	defer r.mtx.Unlock()
 	r.lastStamp = old.lastStamp
 	r.prevSeries = old.prevSeries
+	// The history is kept only if it is of the same data: readRange
+	// compares expr, step and context.
+	r.hist = old.hist
 	r.health, r.lastError, r.lastEval, r.lastDuration = old.health, old.lastError, old.lastEval, old.lastDuration
 }
 
@@ -198,8 +203,15 @@ func (r *Rule) evalInner(ctx context.Context, ts time.Time, env evalEnv) (map[st
 	n := int(time.Duration(r.spec.Context) / step)
 	startMs := endMs - int64(n-1)*stepMs
 
+	// Read only what is new since the previous evaluation (history.go).
+	key := historyKey{expr: r.spec.Expr, step: step, context: time.Duration(r.spec.Context)}
+	r.mtx.Lock()
+	prevHist := r.hist
+	r.mtx.Unlock()
+	fromMs, incremental := prevHist.readRange(key, startMs, stepMs, n)
+
 	fetchStart := time.Now()
-	res, err := env.querier.QueryRange(ctx, r.spec.Expr, time.UnixMilli(startMs), time.UnixMilli(endMs), step)
+	res, err := env.querier.QueryRange(ctx, r.spec.Expr, time.UnixMilli(fromMs), time.UnixMilli(endMs), step)
 	env.metrics.ruleDuration.WithLabelValues(name, "fetch").Observe(time.Since(fetchStart).Seconds())
 	if err != nil {
 		return nil, fmt.Errorf("query: %w", err)
@@ -220,9 +232,26 @@ func (r *Rule) evalInner(ctx context.Context, ts time.Time, env evalEnv) (map[st
 		env.metrics.partialOrWarned.WithLabelValues(name, "partial").Inc()
 		return nil, fmt.Errorf("query: %w", ErrPartialResponse)
 	}
-	env.metrics.inputSeries.WithLabelValues(name).Set(float64(len(res.Series)))
-	if env.limit > 0 && len(res.Series) > env.limit {
-		return nil, fmt.Errorf("query returned %d series, more than the group's limit of %d", len(res.Series), env.limit)
+	kind := ReadFull
+	if !incremental {
+		prevHist = nil
+	} else {
+		kind = ReadIncremental
+	}
+	env.metrics.reads.WithLabelValues(name, kind).Inc()
+	var dropped series.Dropped
+	hist := merge(prevHist, key, res.Series, startMs, fromMs, stepMs, n, &dropped)
+	countDropped(env.metrics, name, dropped)
+	// merge reused the previous history's memory: from here on only the
+	// new one is valid, whatever happens to this evaluation.
+	r.mtx.Lock()
+	r.hist = hist
+	r.mtx.Unlock()
+	inputs := hist.sorted()
+
+	env.metrics.inputSeries.WithLabelValues(name).Set(float64(len(inputs)))
+	if env.limit > 0 && len(inputs) > env.limit {
+		return nil, fmt.Errorf("query returned %d series, more than the group's limit of %d", len(inputs), env.limit)
 	}
 
 	// Series are "gone" when their newest sample is older than this
@@ -234,11 +263,10 @@ func (r *Rule) evalInner(ctx context.Context, ts time.Time, env evalEnv) (map[st
 	r.mtx.Unlock()
 
 	skipped := map[string]int{}
-	prepared := make([]preparedSeries, 0, len(res.Series))
-	seen := make(map[uint64]labels.Labels, len(res.Series))
-	for _, s := range res.Series {
-		values, dropped := series.Align(s.Samples, startMs, stepMs, n)
-		countDropped(env.metrics, name, dropped)
+	prepared := make([]preparedSeries, 0, len(inputs))
+	seen := make(map[uint64]labels.Labels, len(inputs))
+	for _, s := range inputs {
+		values := s.values
 		newest := -1
 		for i := n - 1; i >= 0; i-- {
 			if !math.IsNaN(values[i]) {
@@ -261,7 +289,7 @@ func (r *Rule) evalInner(ctx context.Context, ts time.Time, env evalEnv) (map[st
 				}
 			}
 		}
-		out := r.outputLabels(s.Labels)
+		out := r.outputLabels(s.lset)
 		h := out.Hash()
 		if other, dup := seen[h]; dup && labels.Equal(other, out) {
 			return nil, fmt.Errorf("two input series map to the same output labels %s; add a label that tells them apart or aggregate in expr", out)

@@ -306,6 +306,12 @@ func checkExposition(t *testing.T, s *sidecar, c contract, inputs int) {
 	if v := mfs["openanomaly_pipeline_evaluation_failures_total"].sum(sel); v != 0 {
 		t.Errorf("openanomaly_pipeline_evaluation_failures_total for %s = %v", c.pipeline, v)
 	}
+	// The context is read once; later evaluations read only what is new.
+	full := mfs["openanomaly_pipeline_reads_total"].sum(map[string]string{"pipeline": c.pipeline, "kind": "full"})
+	incremental := mfs["openanomaly_pipeline_reads_total"].sum(map[string]string{"pipeline": c.pipeline, "kind": "incremental"})
+	if full != 1 || incremental < 1 {
+		t.Errorf("%s: %v full and %v incremental reads, want 1 and at least 1", c.pipeline, full, incremental)
+	}
 }
 
 func must(t *testing.T, err error) {
