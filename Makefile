@@ -47,3 +47,12 @@ demo: build
 
 clean:
 	rm -rf bin
+
+# The 10,000-series engine benchmark (BENCHMARKS.md): real Prometheus,
+# VictoriaMetrics + vmalert and the sidecar on loopback ports; takes about
+# half an hour at full size. A small run:
+#   make bench BENCH_FLAGS='-series=500 -history=6h -evals=3'
+BENCH_FLAGS ?= -series=10000 -history=24h -evals=5
+.PHONY: bench
+bench: build
+	$(GO) run ./internal/cmd/bench $(BENCH_FLAGS)
