@@ -57,6 +57,11 @@ func main() {
 	checkRulesCmd := checkCmd.Command("rules", "Check pipeline files.")
 	checkRulesFiles := checkRulesCmd.Arg("rule-files", "The pipeline files to check.").Required().ExistingFiles()
 
+	testCmd := app.Command("test", "Unit testing.")
+	testRulesCmd := testCmd.Command("rules", "Unit tests for pipelines, in the style of promtool test rules.")
+	testRulesRun := testRulesCmd.Flag("run", "Run only the tests whose name matches this regular expression.").Regexp()
+	testRulesFiles := testRulesCmd.Arg("test-rule-file", "The unit-test files.").Required().ExistingFiles()
+
 	switch kingpin.MustParse(app.Parse(os.Args[1:])) {
 	case runCmd.FullCommand():
 		os.Exit(runSidecar(rc))
@@ -64,6 +69,8 @@ func main() {
 		os.Exit(checkConfig(os.Stdout, *checkConfigFiles...))
 	case checkRulesCmd.FullCommand():
 		os.Exit(checkRules(os.Stdout, *checkRulesFiles...))
+	case testRulesCmd.FullCommand():
+		os.Exit(testRules(context.Background(), os.Stdout, *testRulesRun, *testRulesFiles...))
 	}
 }
 
