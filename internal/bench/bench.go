@@ -470,6 +470,7 @@ rule_files:
 	sideCPU0, _ := cpuSeconds(side.pid())
 	var lastTS float64
 	stages0 := map[string]float64{}
+	reads0 := map[string]float64{}
 	for i := 0; i < o.Evals; i++ {
 		cold := i == 0
 		if !cold {
@@ -512,6 +513,14 @@ rule_files:
 			v, _ := find(ms, "openanomaly_pipeline_evaluation_duration_seconds_sum", map[string]string{"pipeline": pipelineName, "stage": st})
 			e.Stages[st] = v - stages0[st]
 			stages0[st] = v
+		}
+		e.Read = ""
+		for _, kind := range []string{"full", "incremental"} {
+			v, _ := find(ms, "openanomaly_pipeline_reads_total", map[string]string{"pipeline": pipelineName, "kind": kind})
+			if v > reads0[kind] {
+				e.Read = kind
+			}
+			reads0[kind] = v
 		}
 		e.InputSeries, _ = find(ms, "openanomaly_pipeline_input_series", map[string]string{"pipeline": pipelineName})
 		e.OutputSeries, _ = find(ms, "openanomaly_pipeline_output_series", map[string]string{"pipeline": pipelineName})

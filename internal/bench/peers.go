@@ -157,6 +157,9 @@ func (p *peerRunner) runUntil(ctx context.Context, deadline time.Time, target in
 			return err
 		}
 		p.results[k] = append(p.results[k], evals...)
+		for _, e := range evals {
+			p.b.logf("peer %s/%s: %.2fs, CPU %.2fs", k.engine, k.group, e.Wall, e.CPU)
+		}
 		var ws []float64
 		for _, e := range p.results[k] {
 			ws = append(ws, e.Wall)

@@ -69,7 +69,10 @@ type SidecarEval struct {
 	InputSeries  float64 `json:"input_series"`
 	OutputSeries float64 `json:"output_series"`
 	Failed       bool    `json:"failed"`
-	Note         string  `json:"note,omitempty"`
+	// Read is the kind of read openanomaly_pipeline_reads_total counted
+	// (full, incremental; empty for a binary without that metric).
+	Read string `json:"read,omitempty"`
+	Note string `json:"note,omitempty"`
 }
 
 // PeerResult is one peer group in one engine.
@@ -198,6 +201,9 @@ func (r *Report) Check() error {
 			if e.OutputSeries < e.InputSeries {
 				problems = append(problems, fmt.Sprintf("%s: evaluation %d: %v output series", s.Mode, i+1, e.OutputSeries))
 			}
+			if e.Cold && e.Read != "" && e.Read != "full" {
+				problems = append(problems, fmt.Sprintf("%s: cold evaluation read %q, want full", s.Mode, e.Read))
+			}
 			if e.HWM <= 0 {
 				problems = append(problems, fmt.Sprintf("%s: evaluation %d: no VmHWM", s.Mode, i+1))
 			}
@@ -277,8 +283,8 @@ func (r *Report) Markdown() string {
 		st := sm.Steady
 		w("| %s | steady | %d | %s | %s | %s | %s | %s | %s | %s |\n", modeTitle[s.Mode], sm.SteadyN, f2(st.Wall), f2(st.Stages["fetch"]), f2(st.Stages["model"]), f2(st.Stages["emit"]), f2(st.CPU), f2(st.StoreCPU), fmtBytes(sm.PeakHWM))
 	}
-	w("\nEvery evaluation:\n\n| store, read | # | slot (UTC) | wall s | fetch s | model s | emit s | sidecar CPU s | store CPU s | VmHWM | in / out series |\n")
-	w("| --- | --: | --- | --: | --: | --: | --: | --: | --: | --: | --: |\n")
+	w("\nEvery evaluation:\n\n| store, read | # | slot (UTC) | wall s | fetch s | model s | emit s | sidecar CPU s | store CPU s | VmHWM | in / out series | read |\n")
+	w("| --- | --: | --- | --: | --: | --: | --: | --: | --: | --: | --: | --- |\n")
 	for _, s := range r.Sidecar {
 		for i, e := range s.Evals {
 			note := ""
@@ -288,8 +294,8 @@ func (r *Report) Markdown() string {
 			if e.Note != "" {
 				note += " (" + e.Note + ")"
 			}
-			w("| %s | %d%s | %s | %s | %s | %s | %s | %s | %s | %s | %.0f / %.0f |\n", modeTitle[s.Mode], i+1, note, e.Slot.UTC().Format(time.TimeOnly),
-				f2(e.Wall), f2(e.Stages["fetch"]), f2(e.Stages["model"]), f2(e.Stages["emit"]), f2(e.CPU), f2(e.StoreCPU), fmtBytes(e.HWM), e.InputSeries, e.OutputSeries)
+			w("| %s | %d%s | %s | %s | %s | %s | %s | %s | %s | %s | %.0f / %.0f | %s |\n", modeTitle[s.Mode], i+1, note, e.Slot.UTC().Format(time.TimeOnly),
+				f2(e.Wall), f2(e.Stages["fetch"]), f2(e.Stages["model"]), f2(e.Stages["emit"]), f2(e.CPU), f2(e.StoreCPU), fmtBytes(e.HWM), e.InputSeries, e.OutputSeries, e.Read)
 		}
 	}
 	w("\nRemote-write: ")
