@@ -12,7 +12,7 @@ LDFLAGS   := -X github.com/prometheus/common/version.Version=$(VERSION) \
              -X github.com/prometheus/common/version.Branch=main
 TEST_FLAGS ?= -timeout 25m
 
-.PHONY: all build test unit vet fmt demo check-examples clean
+.PHONY: all build test unit vet fmt demo check-examples test-rules clean
 
 all: build
 
@@ -26,7 +26,7 @@ fmt:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 # Every test, including the end-to-end ones that start real servers.
-test: fmt vet build check-examples
+test: fmt vet build check-examples test-rules
 	$(GO) test $(TEST_FLAGS) ./...
 
 # Unit tests only (no servers started).
@@ -35,6 +35,12 @@ unit:
 
 check-examples: build
 	./bin/openanomaly check config examples/openanomaly.yml
+
+# Check the shipped pipeline packs and the examples, and run their unit
+# tests (rules/tests/, examples/tests/) with `openanomaly test rules`.
+test-rules: build
+	./bin/openanomaly check rules rules/*.yml examples/pipelines.yml
+	./bin/openanomaly test rules rules/tests/*.yml examples/tests/*.yml
 
 # Regenerate the JSON Schema editors use for pipeline files from the types in
 # pkg/rulefmt (a test fails when the committed file is stale).

@@ -7,6 +7,7 @@ import (
 	"math"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -237,7 +238,7 @@ func (c *outputCheck) check(testName string, res evalResult) error {
 		tol := max(e.abs, e.rel*math.Abs(e.value))
 		if d := math.Abs(got[i].v - e.value); !(d <= tol) {
 			lines = append(lines, fmt.Sprintf("%s: got %s, want %s ± %s (off by %s)",
-				seriesString(e.lset), formatFloat(got[i].v), formatFloat(e.value), formatFloat(tol), formatFloat(d)))
+				seriesString(e.lset), formatFloat(got[i].v), formatFloat(e.value), strconv.FormatFloat(tol, 'g', 3, 64), strconv.FormatFloat(d, 'g', 3, 64)))
 		}
 	}
 	for i, g := range got {
