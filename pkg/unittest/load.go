@@ -174,11 +174,10 @@ func load(file string, o Options) (*suite, []error) {
 	if f.EvaluationInterval > 0 {
 		inputStep = time.Duration(f.EvaluationInterval)
 	}
+	// Every test is checked, also those --run leaves out.
 	for i := range f.Tests {
-		if o.Run != nil && !o.Run.MatchString(f.Tests[i].Name) {
-			continue
-		}
-		if tc := l.loadTest(s, i, &f.Tests[i], inputStep); tc != nil {
+		tc := l.loadTest(s, i, &f.Tests[i], inputStep)
+		if tc != nil && (o.Run == nil || o.Run.MatchString(f.Tests[i].Name)) {
 			s.tests = append(s.tests, tc)
 		}
 	}

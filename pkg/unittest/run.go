@@ -98,14 +98,13 @@ func (r *recorder) Append(lset labels.Labels, _ int64, v float64) {
 
 // evaluated is one pipeline's run through a test.
 type evaluated struct {
-	name     string
-	def      *pipelineDef
-	rule     *pipeline.Rule
-	rec      *recorder
-	last     time.Duration // offset of its last evaluation
-	needed   map[time.Duration]bool
-	results  map[time.Duration]evalResult
-	failedAt time.Duration
+	name    string
+	def     *pipelineDef
+	rule    *pipeline.Rule
+	rec     *recorder
+	last    time.Duration // offset of its last evaluation
+	needed  map[time.Duration]bool
+	results map[time.Duration]evalResult
 }
 
 // tick is the offset from the test's start of the evaluation a check at

@@ -168,6 +168,11 @@ func TestRunSelectsTests(t *testing.T) {
 	if len(errs) != 1 || !strings.Contains(errs[0].Error(), `test "nothing emitted yet"`) {
 		t.Errorf("errors: %v", errs)
 	}
+	// Tests left out are still checked for mistakes.
+	errs = RunFile(context.Background(), testdata("bad_series.test.yml"), Options{Run: regexp.MustCompile("^no such test$")})
+	if len(errs) != 5 {
+		t.Errorf("got %d errors, want the 5 of bad_series.test.yml: %v", len(errs), errs)
+	}
 }
 
 // TestQuerierStaleMarkers checks the querier against the engine's own
