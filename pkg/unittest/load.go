@@ -136,9 +136,9 @@ func load(file string, o Options) (*suite, []error) {
 	if root == nil {
 		return nil, []error{&Error{File: file, Err: errors.New("the file is empty")}}
 	}
+
 	// Validation goes on after decoding errors, so that everything is
 	// reported at once; values that did not decode are not reported again.
-
 	s := &suite{file: file, pipelines: map[string]*pipelineDef{}}
 	dir := filepath.Dir(file)
 	cfg := l.loadConfig(dir, f.ConfigFile)
