@@ -362,3 +362,79 @@ func TestLabelsOnTheWire(t *testing.T) {
 		t.Errorf("series on the wire:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// TestReceiverDownThreeMinutes: a receiver down for three minutes while
+// samples keep coming, then back. Everything the queue accepted arrives, in
+// order per series; what did not fit is dropped and counted; and the queue
+// backed off instead of hammering the dead endpoint.
+func TestReceiverDownThreeMinutes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("takes three minutes; runs without -short")
+	}
+	t.Parallel()
+	const (
+		outage    = 3 * time.Minute
+		nSeries   = 5
+		capacity  = 500
+		perSend   = 50
+		shards    = 2
+		maxBackof = 5 * time.Second
+	)
+	rcv := remotewritetest.NewReceiver(t)
+	rcv.Down()
+	q, reg := startHTTPQueue(t, rcv, func(e *configEdit) {
+		e.cfg.QueueConfig.Capacity = capacity
+		e.cfg.QueueConfig.MaxShards = shards
+		e.cfg.QueueConfig.MaxSamplesPerSend = perSend
+		e.cfg.QueueConfig.MinBackoff = model.Duration(30 * time.Millisecond)
+		e.cfg.QueueConfig.MaxBackoff = model.Duration(maxBackof)
+	})
+	// One sample per series every second, as a sidecar evaluating every
+	// second would append: 900 samples, more than the capacity.
+	accepted, appended := 0, 0
+	start := time.Now()
+	for ts := int64(1); time.Since(start) < outage; ts++ {
+		for s := range nSeries {
+			appended++
+			if q.Append(series(s), ts*1000, float64(ts)) {
+				accepted++
+			}
+		}
+		time.Sleep(time.Second)
+	}
+	if accepted != capacity {
+		t.Fatalf("accepted %d of %d samples during the outage, want the capacity, %d", accepted, appended, capacity)
+	}
+	// Every attempt is timed in the batch duration histogram. Each shard
+	// retries its batch with backoff doubling up to 5s: at most about
+	// outage/maxBackoff attempts plus the doubling ones.
+	attempts := metricValue(t, reg, "openanomaly_remote_write_sent_batch_duration_seconds", nil)
+	maxAttempts := float64(shards) * (outage.Seconds()/(maxBackof.Seconds()/2) + 12)
+	if attempts < float64(shards)*outage.Seconds()/maxBackof.Seconds()/2 || attempts > maxAttempts {
+		t.Errorf("%v attempts in %s, want about %s/%s per shard and at most %.0f", attempts, outage, outage, maxBackof, maxAttempts)
+	}
+	rcv.Up()
+	if !rcv.WaitFor(capacity, 30*time.Second) {
+		t.Fatalf("only %d of %d accepted samples delivered after the receiver came back", rcv.SampleCount(), capacity)
+	}
+	got := rcv.Samples()
+	for k, ss := range got {
+		for i := 1; i < len(ss); i++ {
+			if ss[i].T <= ss[i-1].T {
+				t.Fatalf("series %s out of order after the outage", k)
+			}
+		}
+	}
+	total := 0
+	for _, ss := range got {
+		total += len(ss)
+	}
+	if total != capacity {
+		t.Errorf("received %d samples, want %d", total, capacity)
+	}
+	if d := metricValue(t, reg, "openanomaly_remote_write_dropped_samples_total", map[string]string{"reason": "queue_full"}); int(d) != appended-accepted {
+		t.Errorf("dropped{queue_full} = %v, want %d", d, appended-accepted)
+	}
+	t.Logf("outage %s: %d appended, %d delivered after it, %d dropped (queue full), %.0f send attempts while down",
+		outage, appended, total, appended-accepted, attempts)
+}
