@@ -95,7 +95,7 @@ func daily(base, amp float64) func(time.Time) float64 {
 	}
 }
 
-func testRule(t *testing.T, mod func(*rulefmt.Rule)) *Rule {
+func testRule(t testing.TB, mod func(*rulefmt.Rule)) *Rule {
 	t.Helper()
 	spec := rulefmt.Rule{
 		Forecast:  "job:load:rate5m",
