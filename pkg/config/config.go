@@ -105,6 +105,11 @@ type BuiltinConfig struct {
 	Alpha float64 `yaml:"alpha,omitempty"`
 	Beta  float64 `yaml:"beta,omitempty"`
 	Gamma float64 `yaml:"gamma,omitempty"`
+	// RefitInterval is how long holt_winters keeps a series' fitted
+	// parameters (season and smoothing) before fitting them again; in
+	// between, each evaluation runs the fitted model over the newest
+	// history. 0 fits at every evaluation. Default 1h.
+	RefitInterval model.Duration `yaml:"refit_interval,omitempty"`
 }
 
 // TorchScriptConfig loads a model file through libtorch (build tag libtorch).
@@ -120,6 +125,7 @@ var (
 	DefaultEvaluationInterval = model.Duration(time.Minute)
 	DefaultMetricPrefix       = "openanomaly_"
 	DefaultQueryTimeout       = model.Duration(30 * time.Second)
+	DefaultRefitInterval      = model.Duration(time.Hour)
 	DefaultRemoteTimeout      = model.Duration(30 * time.Second)
 	DefaultQueueConfig        = QueueConfig{
 		Capacity:          100000,

@@ -115,8 +115,8 @@ func TestLoadFull(t *testing.T) {
 	}
 
 	wantModels := []*ModelConfig{
-		{Name: "hw", Builtin: &BuiltinConfig{Algorithm: AlgoHoltWinters, Season: 0, Alpha: 0.5, Beta: 0.1, Gamma: 1}},
-		{Name: "naive", Builtin: &BuiltinConfig{Algorithm: AlgoSeasonalNaive, Season: dur("1w")}},
+		{Name: "hw", Builtin: &BuiltinConfig{Algorithm: AlgoHoltWinters, Season: 0, Alpha: 0.5, Beta: 0.1, Gamma: 1, RefitInterval: dur("30m")}},
+		{Name: "naive", Builtin: &BuiltinConfig{Algorithm: AlgoSeasonalNaive, Season: dur("1w"), RefitInterval: DefaultRefitInterval}},
 		{Name: "bolt", TorchScript: &TorchScriptConfig{Path: filepath.Join("testdata", "models", "bolt.pt"), Device: "cuda:1", BatchSize: 64, Threads: 4}},
 		{Name: "on-defaults", TorchScript: &TorchScriptConfig{Path: "/abs/model.pt", Device: "auto"}},
 	}

@@ -45,7 +45,7 @@ var (
 		HTTPClientConfig: commoncfg.DefaultHTTPClientConfig,
 	}
 	// DefaultBuiltinConfig is where every builtin model section starts.
-	DefaultBuiltinConfig = BuiltinConfig{Algorithm: AlgoHoltWinters}
+	DefaultBuiltinConfig = BuiltinConfig{Algorithm: AlgoHoltWinters, RefitInterval: DefaultRefitInterval}
 	// DefaultTorchScriptConfig is where every torchscript model section
 	// starts: "auto" lets the runtime pick the device.
 	DefaultTorchScriptConfig = TorchScriptConfig{Device: "auto"}
@@ -407,6 +407,9 @@ func (l *loader) validateModels(models []*ModelConfig) {
 			}
 			if b.Season < 0 {
 				l.errorf(at("builtin", "season"), "%s must not be negative", b.Season)
+			}
+			if b.RefitInterval < 0 {
+				l.errorf(at("builtin", "refit_interval"), "%s must not be negative", b.RefitInterval)
 			}
 		}
 		if t := m.TorchScript; t != nil {

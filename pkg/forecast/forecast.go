@@ -24,6 +24,13 @@ type Request struct {
 	// Quantiles are the levels wanted, sorted ascending, each in (0, 1).
 	// 0.5 is always among them.
 	Quantiles []float64
+	// Keys, when set, has one entry per history that names its series
+	// stably across requests (the pipeline and the series' labels), so a
+	// model may keep per-series state such as fitted parameters. Time is
+	// the evaluation's time, by which such state ages; a replay passes
+	// the replayed time, not the wall clock.
+	Keys []uint64
+	Time time.Time
 }
 
 // Forecast is the model's answer for one series.

@@ -12,7 +12,10 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
 
+	"github.com/openanomaly/openanomaly/pkg/config"
 	"github.com/openanomaly/openanomaly/pkg/datasource"
+	"github.com/openanomaly/openanomaly/pkg/forecast"
+	"github.com/openanomaly/openanomaly/pkg/forecast/builtin"
 	"github.com/openanomaly/openanomaly/pkg/rulefmt"
 )
 
@@ -105,7 +108,10 @@ func TestRuleIncrementalReadsEqualFullReads(t *testing.T) {
 	}}
 	spec := func(r *rulefmt.Rule) { r.Context = model.Duration(time.Hour) }
 	inc := testRule(t, spec)
+	// Models that fit at every call: the comparison is of the inputs, and
+	// a fresh rule's model has no fitted parameters to reuse.
 	env := testEnv(q, &recorder{})
+	env.models = refittingModels(t)
 	incApp := &recorder{}
 	env.appender = incApp
 
@@ -139,6 +145,7 @@ func TestRuleIncrementalReadsEqualFullReads(t *testing.T) {
 		full := testRule(t, spec)
 		fullApp := &recorder{}
 		fenv := testEnv(q, fullApp)
+		fenv.models = refittingModels(t)
 		if err := full.eval(context.Background(), ts, fenv); err != nil {
 			t.Fatalf("full evaluation at %s: %v", ts, err)
 		}
@@ -240,4 +247,20 @@ func TestRuleHistoryAfterFailuresAndReloads(t *testing.T) {
 			t.Errorf("%s: read %s; want a full read: %v", tc.name, span(), tc.full)
 		}
 	}
+}
+
+// refittingModels has the default model with fitting at every call.
+func refittingModels(t *testing.T) *forecast.Registry {
+	t.Helper()
+	cfg := config.DefaultBuiltinConfig
+	cfg.RefitInterval = 0
+	m, err := builtin.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	models := forecast.NewRegistry()
+	if err := models.Register("default", m); err != nil {
+		t.Fatal(err)
+	}
+	return models
 }

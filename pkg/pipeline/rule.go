@@ -306,8 +306,17 @@ func (r *Rule) evalInner(ctx context.Context, ts time.Time, env evalEnv) (map[st
 	// Two batches: histories ending just before the first new point, to
 	// judge the new points with forecasts made only from data before them;
 	// and full histories, for the horizons counted from the stamp.
-	scoreReq := forecast.Request{Step: step, Quantiles: r.spec.Quantiles, Horizon: 1}
-	futureReq := forecast.Request{Step: step, Quantiles: r.spec.Quantiles, Horizon: 1}
+	// Keys name each series to the model, which may then reuse what it
+	// fitted for it (the score request fits, the future one reuses).
+	keys := make([]uint64, len(prepared))
+	for i, p := range prepared {
+		keys[i] = p.out.Hash()
+	}
+	scoreReq := forecast.Request{Step: step, Quantiles: r.spec.Quantiles, Horizon: 1, Keys: keys, Time: ts}
+	futureReq := forecast.Request{Step: step, Quantiles: r.spec.Quantiles, Horizon: 1, Time: ts}
+	if len(r.spec.Horizons) > 0 {
+		futureReq.Keys = keys
+	}
 	for i, p := range prepared {
 		scoreReq.Histories = append(scoreReq.Histories, p.values[:p.firstNew])
 		scoreReq.Horizon = max(scoreReq.Horizon, p.newest-p.firstNew+1)

@@ -59,7 +59,7 @@ func TestRunFileFailures(t *testing.T) {
 			`        scores:`,
 			// 100 req/s above the median, with the band's half-width
 			// at its floor of min_deviation (1 req/s): a score of 100.
-			`          {job="api", pipeline="job:http_requests:rate5m"} 99.99`,
+			`          {job="api", pipeline="job:http_requests:rate5m"} 99.9`,
 			`          {job="web", pipeline="job:http_requests:rate5m"} 0`,
 		},
 		{

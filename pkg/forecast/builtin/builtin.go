@@ -61,6 +61,10 @@ type Model struct {
 	algorithm string
 	season    time.Duration
 	fixed     hwFixed
+	// refit is how long fitted parameters are reused for requests that
+	// name their series (Request.Keys); 0 fits every time.
+	refit time.Duration
+	cache *fitCache
 }
 
 // New returns the built-in model cfg describes. Algorithm "" means
@@ -68,7 +72,7 @@ type Model struct {
 // (level, trend relative to the level's change, season), in (0, 1]; 0 fits
 // them. They apply to holt_winters only.
 func New(cfg config.BuiltinConfig) (forecast.Model, error) {
-	m := &Model{algorithm: cfg.Algorithm, season: time.Duration(cfg.Season)}
+	m := &Model{algorithm: cfg.Algorithm, season: time.Duration(cfg.Season), refit: time.Duration(cfg.RefitInterval), cache: newFitCache()}
 	if m.algorithm == "" {
 		m.algorithm = config.AlgoHoltWinters
 	}
@@ -84,6 +88,9 @@ func New(cfg config.BuiltinConfig) (forecast.Model, error) {
 	}
 	if m.season < 0 {
 		errs = append(errs, fmt.Errorf("season %v is negative", m.season))
+	}
+	if m.refit < 0 {
+		errs = append(errs, fmt.Errorf("refit interval %v is negative", m.refit))
 	}
 	for _, p := range []struct {
 		name string
@@ -104,7 +111,7 @@ func New(cfg config.BuiltinConfig) (forecast.Model, error) {
 // detected and all parameters fitted. The caller registers it as
 // forecast.DefaultName.
 func Default() forecast.Model {
-	m, err := New(config.BuiltinConfig{Algorithm: config.AlgoHoltWinters})
+	m, err := New(config.DefaultBuiltinConfig)
 	if err != nil {
 		panic(err) // the zero config is valid; a failure is a bug here
 	}
@@ -122,6 +129,9 @@ func (m *Model) Forecast(ctx context.Context, req forecast.Request) ([]forecast.
 	if err := validate(req); err != nil {
 		return nil, err
 	}
+	if m.caching(req) {
+		m.cache.sweep(req.Time, m.refit)
+	}
 	out := make([]forecast.Forecast, len(req.Histories))
 	workers := min(runtime.GOMAXPROCS(0), (len(req.Histories)+chunk-1)/chunk)
 	if workers <= 1 {
@@ -132,7 +142,7 @@ func (m *Model) Forecast(ctx context.Context, req forecast.Request) ([]forecast.
 					return nil, err
 				}
 			}
-			out[i] = w.forecast(m, h)
+			out[i] = w.forecast(m, h, i)
 		}
 		return out, ctx.Err()
 	}
@@ -151,7 +161,7 @@ func (m *Model) Forecast(ctx context.Context, req forecast.Request) ([]forecast.
 					return
 				}
 				for i := lo; i < min(lo+chunk, len(out)); i++ {
-					out[i] = w.forecast(m, req.Histories[i])
+					out[i] = w.forecast(m, req.Histories[i], i)
 				}
 			}
 		}()
@@ -163,7 +173,15 @@ func (m *Model) Forecast(ctx context.Context, req forecast.Request) ([]forecast.
 	return out, nil
 }
 
+// caching reports whether req's series may reuse fitted parameters.
+func (m *Model) caching(req forecast.Request) bool {
+	return m.refit > 0 && m.algorithm == config.AlgoHoltWinters && len(req.Keys) == len(req.Histories) && !req.Time.IsZero()
+}
+
 func validate(req forecast.Request) error {
+	if req.Keys != nil && len(req.Keys) != len(req.Histories) {
+		return fmt.Errorf("builtin model: %d keys for %d histories", len(req.Keys), len(req.Histories))
+	}
 	if req.Horizon < 1 {
 		return fmt.Errorf("builtin model: horizon %d, want at least 1", req.Horizon)
 	}

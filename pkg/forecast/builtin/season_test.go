@@ -31,7 +31,7 @@ func fittedPeriod(t *testing.T, hist []float64, step time.Duration) int {
 	t.Helper()
 	req := forecast.Request{Histories: [][]float64{hist}, Step: step, Horizon: 1, Quantiles: []float64{0.05, 0.5, 0.95}}
 	w := newWorker(&req)
-	if fc := w.forecast(Default().(*Model), hist); fc.Err != nil {
+	if fc := w.forecast(Default().(*Model), hist, 0); fc.Err != nil {
 		t.Fatalf("forecast: %v", fc.Err)
 	}
 	return w.fitted.period

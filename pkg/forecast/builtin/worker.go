@@ -73,7 +73,8 @@ func (sc scaling) back(x float64) float64 {
 	return clamp((sc.c+x*sc.s2)*sc.s1, -math.MaxFloat64, math.MaxFloat64)
 }
 
-func (w *worker) forecast(m *Model, hist []float64) forecast.Forecast {
+// forecast forecasts history i of the request.
+func (w *worker) forecast(m *Model, hist []float64, i int) forecast.Forecast {
 	// Copy the history from its first finite point on; ±Inf is missing.
 	first := slices.IndexFunc(hist, isFinite)
 	if first < 0 {
@@ -127,7 +128,7 @@ func (w *worker) forecast(m *Model, hist []float64) forecast.Forecast {
 	if m.algorithm == config.AlgoSeasonalNaive {
 		err = w.seasonalNaive(m, x)
 	} else {
-		w.holtWinters(m, x, trailing)
+		w.holtWinters(m, x, trailing, i)
 	}
 	if err != nil {
 		return forecast.Forecast{Err: err}
@@ -144,10 +145,22 @@ func (w *worker) season(m *Model, x []float64) int {
 	return detectSeason(x, w.req.Step)
 }
 
-func (w *worker) holtWinters(m *Model, x []float64, trailing int) {
-	period := w.season(m, x)
+func (w *worker) holtWinters(m *Model, x []float64, trailing, i int) {
+	caching := m.caching(*w.req)
+	var cached fitEntry
+	reuse := false
+	if caching {
+		cached, reuse = m.cache.get(w.req.Keys[i], w.req.Step, w.req.Time, m.refit)
+	}
+	var period int
+	if reuse {
+		period = cached.period
+	} else {
+		period = w.season(m, x)
+	}
 	if len(x) < 2*period {
-		period = 0
+		// Too little history for the season (now): a non-seasonal fit.
+		period, reuse = 0, false
 	}
 	f := fitter{x: x}
 	from, pEff := 0, 4 // level, α, β*, φ
@@ -168,7 +181,15 @@ func (w *worker) holtWinters(m *Model, x []float64, trailing int) {
 		f.x, f.l0 = x[1:], x[0]
 	}
 	f.sig0 = initScale(f.x)
-	a, bs, gs, phi := f.fit(m.fixed)
+	var a, bs, gs, phi float64
+	if reuse {
+		a, bs, gs, phi = cached.params.alpha, cached.params.betaStar, cached.params.gammaStar, cached.params.phi
+	} else {
+		a, bs, gs, phi = f.fit(m.fixed)
+		if caching {
+			m.cache.put(w.req.Keys[i], fitEntry{step: w.req.Step, period: period, params: hwFit{a, bs, gs, phi}, at: w.req.Time})
+		}
+	}
 	p := classic(a, bs, gs, phi)
 	w.fitted.period, w.fitted.p = period, p
 	copy(f.s, f.s0)
