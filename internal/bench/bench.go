@@ -166,6 +166,18 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}()
 	defer b.stopAll()
 	b.report = newReport(o)
+	// A private copy of the sidecar, so that a rebuild of bin/ during the
+	// run cannot change the binary between the phases.
+	if err := copyFile(o.Sidecar, filepath.Join(dir, "openanomaly")); err != nil {
+		return nil, err
+	}
+	b.o.Sidecar = filepath.Join(dir, "openanomaly")
+	if v, err := version(b.o.Sidecar); err == nil {
+		b.report.SidecarVersion = v
+	}
+	if out, err := exec.Command("git", "describe", "--always", "--dirty").Output(); err == nil {
+		b.report.Revision = strings.TrimSpace(string(out))
+	}
 	if err := b.run(ctx); err != nil {
 		return b.report, err
 	}
@@ -560,16 +572,10 @@ rule_files:
 			run.FailedSamples = v
 		}
 	}
-	if v, err := side.version(o.Sidecar); err == nil {
-		b.report.SidecarVersion = v
-	}
-	if out, err := exec.Command("git", "describe", "--always", "--dirty").Output(); err == nil {
-		b.report.Revision = strings.TrimSpace(string(out))
-	}
 	return run, nil
 }
 
-func (p *proc) version(bin string) (string, error) {
+func version(bin string) (string, error) {
 	out, err := exec.Command(bin, "--version").CombinedOutput()
 	if err != nil {
 		return "", err
@@ -659,3 +665,11 @@ func median(xs []float64) float64 {
 }
 
 var errIncomplete = errors.New("report incomplete")
+
+func copyFile(src, dst string) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(dst, b, 0o755)
+}
