@@ -10,7 +10,7 @@ REVISION  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS   := -X github.com/prometheus/common/version.Version=$(VERSION) \
              -X github.com/prometheus/common/version.Revision=$(REVISION) \
              -X github.com/prometheus/common/version.Branch=main
-TEST_FLAGS ?= -timeout 25m
+TEST_FLAGS ?= -timeout 25m -count=1
 
 .PHONY: all build test unit vet fmt demo check-examples test-rules clean
 

@@ -102,15 +102,20 @@ func leafLocations(err error) []string {
 	return slices.Compact(out)
 }
 
-// TestSchemaAcceptsGoodFiles validates the files Parse accepts, the README's
-// example included, against the schema.
+// TestSchemaAcceptsGoodFiles validates the files Parse accepts, the example
+// and the shipped pipeline packs included, against the schema.
 func TestSchemaAcceptsGoodFiles(t *testing.T) {
 	s := compileSchema(t)
 	files, err := filepath.Glob("testdata/*.good.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
+	packs, err := filepath.Glob("../../rules/*.yml")
+	if err != nil || len(packs) == 0 {
+		t.Fatalf("no pipeline packs in rules/: %v", err)
+	}
 	files = append(files, "../../examples/pipelines.yml")
+	files = append(files, packs...)
 	for _, file := range files {
 		if _, errs := rulefmt.ParseFile(file); len(errs) > 0 {
 			t.Fatalf("%s does not parse: %v", file, errs)
