@@ -45,6 +45,10 @@ type DatasourceConfig struct {
 	// QueryTimeout bounds one query. Default 30s; a group's evaluation
 	// additionally never waits longer than its interval.
 	QueryTimeout model.Duration `yaml:"query_timeout,omitempty"`
+	// SplitInterval splits query_range reads longer than it into pieces
+	// read two at a time (a pipeline's first, full read of its context).
+	// Default 6h; 0 splits only past the store's 11,000 points per series.
+	SplitInterval model.Duration `yaml:"split_interval,omitempty"`
 
 	HTTPClientConfig commoncfg.HTTPClientConfig `yaml:",inline"`
 }
@@ -126,6 +130,7 @@ var (
 	DefaultMetricPrefix       = "openanomaly_"
 	DefaultQueryTimeout       = model.Duration(30 * time.Second)
 	DefaultRefitInterval      = model.Duration(time.Hour)
+	DefaultSplitInterval      = model.Duration(6 * time.Hour)
 	DefaultRemoteTimeout      = model.Duration(30 * time.Second)
 	DefaultQueueConfig        = QueueConfig{
 		Capacity:          100000,

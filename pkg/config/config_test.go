@@ -41,9 +41,10 @@ func TestLoadMinimalDefaults(t *testing.T) {
 			MetricPrefix:       "openanomaly_",
 		},
 		Datasource: DatasourceConfig{
-			URL:          c.Datasource.URL, // checked below
-			ReadMethod:   ReadQueryRange,
-			QueryTimeout: dur("30s"),
+			URL:           c.Datasource.URL, // checked below
+			ReadMethod:    ReadQueryRange,
+			QueryTimeout:  dur("30s"),
+			SplitInterval: dur("6h"),
 			HTTPClientConfig: commoncfg.HTTPClientConfig{
 				FollowRedirects: true,
 				EnableHTTP2:     true,
@@ -75,7 +76,7 @@ func TestLoadFull(t *testing.T) {
 
 	d := c.Datasource
 	if d.URL.String() != "https://prometheus.example.com/prom" || d.ReadMethod != ReadRemoteRead ||
-		d.RemoteReadURL.String() != "https://prometheus.example.com/prom/api/v1/read" || d.QueryTimeout != dur("10s") {
+		d.RemoteReadURL.String() != "https://prometheus.example.com/prom/api/v1/read" || d.QueryTimeout != dur("10s") || d.SplitInterval != dur("2h") {
 		t.Errorf("datasource = %+v", d)
 	}
 	hc := d.HTTPClientConfig

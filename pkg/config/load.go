@@ -36,6 +36,7 @@ var (
 	DefaultDatasourceConfig = DatasourceConfig{
 		ReadMethod:       ReadQueryRange,
 		QueryTimeout:     DefaultQueryTimeout,
+		SplitInterval:    DefaultSplitInterval,
 		HTTPClientConfig: commoncfg.DefaultHTTPClientConfig,
 	}
 	// DefaultRemoteWriteConfig is where every remote_write entry starts.
@@ -256,6 +257,9 @@ func (l *loader) validateDatasource(d *DatasourceConfig) {
 	}
 	if d.QueryTimeout <= 0 {
 		l.errorf(at("query_timeout"), "%s must be greater than 0", d.QueryTimeout)
+	}
+	if d.SplitInterval < 0 {
+		l.errorf(at("split_interval"), "%s must not be negative", d.SplitInterval)
 	}
 	if err := d.HTTPClientConfig.Validate(); err != nil {
 		l.errorf(base, "%v", err)

@@ -22,6 +22,7 @@ func FromConfig(cfg config.DatasourceConfig, userAgent string) (Querier, error) 
 			URL:              cfg.URL.String(),
 			HTTPClientConfig: cfg.HTTPClientConfig,
 			Timeout:          time.Duration(cfg.QueryTimeout),
+			SplitInterval:    time.Duration(cfg.SplitInterval),
 			UserAgent:        userAgent,
 		})
 	case config.ReadRemoteRead:

@@ -56,6 +56,12 @@ type HTTPOptions struct {
 	// for; longer ranges are split into several requests whose answers are
 	// merged. Zero means DefaultMaxPointsPerQuery, Prometheus' own limit.
 	MaxPointsPerQuery int
+	// SplitInterval, when positive, also splits ranges longer than it into
+	// pieces at most that long, as Thanos' query frontend does: a day read
+	// at once makes one long single-threaded evaluation and one huge answer
+	// in the store, while pieces of hours are evaluated concurrently and
+	// bound the store's memory. Zero does not split by time.
+	SplitInterval time.Duration
 	// Concurrency is how many pieces of a split range are requested at
 	// once. Zero means DefaultSplitConcurrency.
 	Concurrency int
@@ -76,11 +82,12 @@ const (
 // (POST /api/v1/query_range), which Prometheus, VictoriaMetrics, Thanos,
 // Mimir and Cortex all serve. It is safe for concurrent use.
 type HTTPQuerier struct {
-	client      *http.Client
-	url         *url.URL // full query_range endpoint, query parameters included
-	timeout     time.Duration
-	maxPoints   int
-	concurrency int
+	client        *http.Client
+	url           *url.URL // full query_range endpoint, query parameters included
+	timeout       time.Duration
+	maxPoints     int
+	splitInterval time.Duration
+	concurrency   int
 }
 
 // NewHTTPQuerier returns a querier for the store at opts.URL.
@@ -103,6 +110,9 @@ func NewHTTPQuerier(opts HTTPOptions) (*HTTPQuerier, error) {
 	}
 	if opts.Timeout == 0 {
 		opts.Timeout = time.Duration(config.DefaultQueryTimeout)
+	}
+	if opts.SplitInterval < 0 {
+		return nil, fmt.Errorf("datasource split interval %v is negative", opts.SplitInterval)
 	}
 	if opts.MaxPointsPerQuery < 0 || opts.Concurrency < 0 {
 		return nil, fmt.Errorf("datasource: max points per query (%d) and concurrency (%d) must not be negative",
@@ -130,11 +140,12 @@ func NewHTTPQuerier(opts HTTPOptions) (*HTTPQuerier, error) {
 	// JoinPath keeps a path prefix (/select/0/prometheus, a route prefix)
 	// and copes with a trailing slash on it.
 	return &HTTPQuerier{
-		client:      client,
-		url:         base.JoinPath(queryRangePath),
-		timeout:     opts.Timeout,
-		maxPoints:   opts.MaxPointsPerQuery,
-		concurrency: opts.Concurrency,
+		client:        client,
+		url:           base.JoinPath(queryRangePath),
+		timeout:       opts.Timeout,
+		maxPoints:     opts.MaxPointsPerQuery,
+		splitInterval: opts.SplitInterval,
+		concurrency:   opts.Concurrency,
 	}, nil
 }
 
@@ -166,8 +177,8 @@ func (e *Error) Error() string {
 // QueryRange evaluates query at every step from start to end (both
 // included) and returns the matrix, its series sorted by labels.
 //
-// A range with more points per series than the store allows is split into
-// pieces on the same step grid, requested with small bounded concurrency
+// A range with more points per series than the store allows, or longer than
+// the split interval, is split into pieces on the same step grid, requested with small bounded concurrency
 // and merged per series; the warnings of every piece are kept and the
 // result is partial when any piece was. Each piece has its own timeout; the
 // caller's deadline bounds the whole.
@@ -178,7 +189,11 @@ func (q *HTTPQuerier) QueryRange(ctx context.Context, query string, start, end t
 	if end.Before(start) {
 		return Result{}, fmt.Errorf("query_range: end %v is before start %v", end, start)
 	}
-	pieces := splitRange(start, end, step, q.maxPoints)
+	maxPoints := q.maxPoints
+	if q.splitInterval > 0 {
+		maxPoints = min(maxPoints, max(1, int(q.splitInterval/step)))
+	}
+	pieces := splitRange(start, end, step, maxPoints)
 	if len(pieces) == 1 {
 		res, err := q.queryRange(ctx, query, start, end, step)
 		if err != nil {

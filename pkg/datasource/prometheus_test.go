@@ -2,6 +2,7 @@ package datasource
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -72,6 +73,23 @@ func TestQueryRangeSplitPrometheus(t *testing.T) {
 	}
 	if res.Partial || len(res.Warnings) > 0 {
 		t.Errorf("partial %v, warnings %q", res.Partial, res.Warnings)
+	}
+
+	// Split by time into pieces of 5 minutes (3,000 points): the same
+	// answer.
+	byTime, err := NewHTTPQuerier(HTTPOptions{URL: prom.URL, SplitInterval: 5 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(splitRange(start, end, step, int(5*time.Minute/step))); got != 5 {
+		t.Fatalf("a 5-minute split interval cuts %s into %d pieces, want 5", end.Sub(start), got)
+	}
+	res2, err := byTime.QueryRange(ctx, "oa_split_test", start, end, step)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res2.Series) != 1 || !slices.Equal(res2.Series[0].Samples, s.Samples) {
+		t.Errorf("split by time: %d series, want the same single series and samples as split by points", len(res2.Series))
 	}
 }
 
