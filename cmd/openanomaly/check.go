@@ -4,6 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"slices"
+
+	commoncfg "github.com/prometheus/common/config"
 
 	"github.com/openanomaly/openanomaly/pkg/config"
 	"github.com/openanomaly/openanomaly/pkg/rulefmt"
@@ -19,6 +24,13 @@ func checkConfig(w io.Writer, files ...string) int {
 		fmt.Fprintf(w, "Checking %s\n", file)
 		cfg, errs := config.LoadFile(file)
 		if len(errs) > 0 {
+			printFailed(w, errs)
+			code = 1
+			continue
+		}
+		// Files the HTTP clients read (as promtool checks them): a missing
+		// CA file stops `run`, a missing password file fails every request.
+		if errs := checkHTTPFiles(cfg); len(errs) > 0 {
 			printFailed(w, errs)
 			code = 1
 			continue
@@ -52,6 +64,18 @@ func checkConfig(w io.Writer, files ...string) int {
 // without a config) and that forecast names are unique across them. It
 // prints promtool-like results to w and returns the exit code.
 func checkRules(w io.Writer, files ...string) int {
+	// Overlapping shell globs name a file twice; it is one file, not a
+	// duplicate of itself.
+	seenFile := map[string]bool{}
+	files = slices.DeleteFunc(slices.Clone(files), func(f string) bool {
+		abs, err := filepath.Abs(f)
+		if err != nil {
+			abs = f
+		}
+		dup := seenFile[abs]
+		seenFile[abs] = true
+		return dup
+	})
 	parsed := make([]*rulefmt.RuleGroups, len(files))
 	fileErrs := make(map[string][]error, len(files))
 	for i, f := range files {
@@ -108,4 +132,40 @@ func plural(n int, noun string) string {
 		return "1 " + noun
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// checkHTTPFiles reports the files named in the datasource's and the
+// remote-write endpoints' HTTP client settings that cannot be read.
+func checkHTTPFiles(cfg *config.Config) []error {
+	var errs []error
+	check := func(where string, hc commoncfg.HTTPClientConfig) {
+		files := []struct{ key, path string }{
+			{"tls_config.ca_file", hc.TLSConfig.CAFile},
+			{"tls_config.cert_file", hc.TLSConfig.CertFile},
+			{"tls_config.key_file", hc.TLSConfig.KeyFile},
+			{"bearer_token_file", hc.BearerTokenFile},
+		}
+		if hc.BasicAuth != nil {
+			files = append(files, struct{ key, path string }{"basic_auth.password_file", hc.BasicAuth.PasswordFile})
+		}
+		if hc.Authorization != nil {
+			files = append(files, struct{ key, path string }{"authorization.credentials_file", hc.Authorization.CredentialsFile})
+		}
+		if hc.OAuth2 != nil {
+			files = append(files, struct{ key, path string }{"oauth2.client_secret_file", hc.OAuth2.ClientSecretFile})
+		}
+		for _, f := range files {
+			if f.path == "" {
+				continue
+			}
+			if _, err := os.Stat(f.path); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %s: %w", where, f.key, err))
+			}
+		}
+	}
+	check("datasource", cfg.Datasource.HTTPClientConfig)
+	for i, rw := range cfg.RemoteWrite {
+		check(fmt.Sprintf("remote_write[%d] (%s)", i, rw.Name), rw.HTTPClientConfig)
+	}
+	return errs
 }

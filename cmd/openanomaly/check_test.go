@@ -163,3 +163,52 @@ rule_files: [rules/*.yml]
 		t.Errorf("output:\n%s\nwant:\n%s…no such file or directory", got, want)
 	}
 }
+
+// TestCheckConfigMissingFiles: files the HTTP clients would read are
+// checked, as promtool checks them.
+func TestCheckConfigMissingFiles(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "ca.pem", "not checked here, only that it exists")
+	cfg := writeFile(t, dir, "openanomaly.yml", `datasource:
+  url: https://localhost:9090
+  tls_config:
+    ca_file: ca.pem
+    cert_file: client.pem
+    key_file: ca.pem
+remote_write:
+  - url: http://localhost:9090/api/v1/write
+    name: prom
+    basic_auth:
+      username: oa
+      password_file: secrets/pw
+`)
+	var out bytes.Buffer
+	if code := checkConfig(&out, cfg); code != 1 {
+		t.Errorf("checkConfig = %d, want 1", code)
+	}
+	for _, want := range []string{
+		"datasource: tls_config.cert_file: stat " + filepath.Join(dir, "client.pem") + ": no such file or directory",
+		"remote_write[0] (prom): basic_auth.password_file: stat " + filepath.Join(dir, "secrets", "pw") + ": no such file or directory",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "ca_file") {
+		t.Errorf("the CA file exists but is reported:\n%s", out.String())
+	}
+}
+
+// TestCheckRulesSameFileTwice: overlapping globs name a file twice; it is
+// checked once, not reported as a duplicate of itself.
+func TestCheckRulesSameFileTwice(t *testing.T) {
+	dir := t.TempDir()
+	good := writeFile(t, dir, "good.yml", goodRules)
+	var out bytes.Buffer
+	if code := checkRules(&out, good, filepath.Join(dir, ".", "good.yml")); code != 0 {
+		t.Errorf("checkRules = %d, want 0:\n%s", code, out.String())
+	}
+	if n := strings.Count(out.String(), "Checking "); n != 1 {
+		t.Errorf("checked %d times:\n%s", n, out.String())
+	}
+}

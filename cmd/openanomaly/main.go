@@ -112,15 +112,21 @@ func runSidecar(rc runConfig) int {
 	})
 
 	var reloadMtx sync.Mutex
+	started := false
 	reload := func() error {
 		reloadMtx.Lock()
 		defer reloadMtx.Unlock()
 		err := applyConfig(rc.configFile, remote, manager, logger)
 		if err != nil {
 			reloadOK.Set(0)
+			if !started {
+				logger.Error("Error loading config, exiting", "file", rc.configFile, "err", err)
+				return err
+			}
 			logger.Error("Error loading config, keeping the running one", "file", rc.configFile, "err", err)
 			return err
 		}
+		started = true
 		reloadOK.Set(1)
 		reloadTime.SetToCurrentTime()
 		logger.Info("Completed loading of configuration file", "file", rc.configFile)

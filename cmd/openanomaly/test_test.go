@@ -153,9 +153,10 @@ func TestTestRulesFailure(t *testing.T) {
 	if !strings.HasPrefix(out.String(), "Unit Testing: "+f+"\n  FAILED:\n    test \"wrong expectations\"") {
 		t.Errorf("output:\n%s", out.String())
 	}
-	// --run selects tests by name: none of the failing ones here.
+	// --run selects tests by name; one that matches none fails, so that a
+	// typo in CI does not pass having tested nothing.
 	out.Reset()
-	if code := testRules(context.Background(), &out, regexp.MustCompile("^no such test$"), f); code != 0 {
-		t.Errorf("testRules --run matching nothing = %d, want 0:\n%s", code, out.String())
+	if code := testRules(context.Background(), &out, regexp.MustCompile("^no such test$"), f); code != 1 {
+		t.Errorf("testRules --run matching nothing = %d, want 1:\n%s", code, out.String())
 	}
 }

@@ -185,6 +185,7 @@ func (r *Rule) eval(ctx context.Context, ts time.Time, env evalEnv) error {
 		// off /metrics (the scraper marks them stale) but do not write
 		// stale markers, like Prometheus' rule engine.
 		env.exposition.set(name, nil)
+		env.metrics.outputSeries.WithLabelValues(name).Set(0)
 		return err
 	}
 	r.health = HealthOK
@@ -498,7 +499,12 @@ func (r *Rule) Status() Status {
 	st := Status{
 		Name: r.spec.Forecast, Query: r.spec.Expr, Model: r.spec.Model, Health: r.health,
 		LastEvaluation: r.lastEval, EvaluationTime: r.lastDuration.Seconds(),
-		OutputSeries: len(r.prevSeries), SkippedLastEval: r.lastSkipped, Labels: r.spec.Labels,
+		SkippedLastEval: r.lastSkipped, Labels: r.spec.Labels,
+	}
+	// After a failure the outputs are off /metrics (prevSeries is kept for
+	// the stale markers of a later success).
+	if r.health == HealthOK {
+		st.OutputSeries = len(r.prevSeries)
 	}
 	if r.lastError != nil {
 		st.LastError = r.lastError.Error()

@@ -438,3 +438,18 @@ func TestReceiverDownThreeMinutes(t *testing.T) {
 	t.Logf("outage %s: %d appended, %d delivered after it, %d dropped (queue full), %.0f send attempts while down",
 		outage, appended, total, appended-accepted, attempts)
 }
+
+// TestDropCountersStartAtZero: every drop reason is exported at 0 before
+// anything is dropped, so alerts on its increase see the first drop.
+func TestDropCountersStartAtZero(t *testing.T) {
+	rcv := remotewritetest.NewReceiver(t)
+	_, reg := startHTTPQueue(t, rcv, nil)
+	for _, reason := range []string{"queue_full", "shutdown", "rate_limited", "encode_error"} {
+		if !seriesWith(t, reg, "reason", reason) {
+			t.Errorf("openanomaly_remote_write_dropped_samples_total{reason=%q} is not exported", reason)
+		}
+		if v := metricValue(t, reg, "openanomaly_remote_write_dropped_samples_total", map[string]string{"reason": reason}); v != 0 {
+			t.Errorf("dropped{reason=%q} = %v before anything was sent", reason, v)
+		}
+	}
+}

@@ -127,6 +127,12 @@ type queueMetrics struct {
 
 // forQueue binds the children of one queue.
 func (m *metrics) forQueue(name, url string) *queueMetrics {
+	// Every drop reason exists from the start at 0, so that an alert on
+	// its increase fires at the first drop (a counter that appears with
+	// its first value has no increase to see).
+	for _, r := range []string{reasonQueueFull, reasonShutdown, reasonRateLimited, reasonEncode} {
+		m.dropped.WithLabelValues(name, url, r)
+	}
 	return &queueMetrics{
 		m:             m,
 		labels:        prometheus.Labels{labelRemoteName: name, labelURL: url},

@@ -31,6 +31,11 @@ var (
 	DefaultBand = []float64{0.05, 0.95}
 )
 
+// MinContextPoints is the fewest steps a rule's context may hold: the
+// built-in models' minimum (builtin.MinPoints, which a test keeps equal).
+// A pipeline with less could never emit anything.
+const MinContextPoints = 10
+
 // Labels the product sets on the series it emits (DESIGN §3). A rule's
 // labels may not use them.
 const (
@@ -287,15 +292,9 @@ func (s *ruleScope) ok(path ...any) bool {
 }
 
 func (p *fileParser) validate() {
+	// An empty file, or one without groups, is valid and defines nothing,
+	// as in Prometheus: generated and templated rule files often are.
 	if len(p.rgs.Groups) == 0 {
-		if len(p.failed) > 0 {
-			return // the groups did not decode; that was reported
-		}
-		e := &Error{File: p.rgs.file, Err: errors.New("no groups defined")}
-		if p.rgs.root != nil {
-			e.Line, e.Col = p.rgs.root.Line, p.rgs.root.Column
-		}
-		p.errs = append(p.errs, e)
 		return
 	}
 	groupAt := map[string]int{}
@@ -353,8 +352,12 @@ func (p *fileParser) validateRule(s *ruleScope, r *Rule) {
 
 	if strings.TrimSpace(r.Expr) == "" {
 		s.errorf(at("expr"), "expr is required")
-	} else if _, err := parser.NewParser(parser.Options{}).ParseExpr(r.Expr); err != nil {
+	} else if e, err := parser.NewParser(parser.Options{}).ParseExpr(r.Expr); err != nil {
 		p.exprError(s, err, r.Expr)
+	} else if t := e.Type(); t != parser.ValueTypeVector && t != parser.ValueTypeScalar {
+		// A range query only evaluates these; the store would refuse
+		// every evaluation.
+		s.errorf(at("expr"), "expr is a %s; it must be an instant vector or a scalar (a range selector such as x[5m] needs a function around it, e.g. rate(x[5m]))", parser.DocumentedType(t))
 	}
 
 	if s.has("model") && r.Model == "" {
@@ -389,8 +392,9 @@ func (p *fileParser) validateRule(s *ruleScope, r *Rule) {
 		case !stepOK:
 		case r.Context%r.Step != 0:
 			s.errorf(ctxAt, "context %s%s is not a multiple of step %s", r.Context, note, r.Step)
-		case r.Context < 2*r.Step:
-			s.errorf(ctxAt, "context %s%s must be at least two steps (%s)", r.Context, note, 2*r.Step)
+		case r.Context < MinContextPoints*r.Step:
+			s.errorf(ctxAt, "context %s%s must be at least %d steps (%s): no model forecasts from fewer points",
+				r.Context, note, MinContextPoints, MinContextPoints*r.Step)
 		}
 	}
 

@@ -9,8 +9,9 @@ import (
 
 // RuleGroups is one pipeline file.
 type RuleGroups struct {
-	// Groups lists the file's groups; a file needs at least one.
-	Groups []RuleGroup `yaml:"groups"`
+	// Groups lists the file's groups; a file without any is valid and
+	// defines nothing, as in Prometheus.
+	Groups []RuleGroup `yaml:"groups,omitempty"`
 
 	// file and root keep where the groups came from, so that checks made
 	// after parsing (ErrorAt) can point at a position.

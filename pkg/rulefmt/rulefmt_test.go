@@ -164,8 +164,6 @@ func TestParseBad(t *testing.T) {
 		want []want
 	}{
 		{"syntax.bad.yaml", []want{{"3", "did not find expected '-' indicator"}}},
-		{"empty.bad.yaml", []want{{"", "no groups defined"}}},
-		{"no_groups.bad.yaml", []want{{"1:1", "no groups defined"}}},
 		{"unknown_keys.bad.yaml", []want{
 			{"3:5", `group "api": unknown key "intervall"; did you mean "interval"?`},
 			{"7:9", `group "api", rule "a": unknown key "horizon"; did you mean "horizons"?`},
@@ -199,6 +197,9 @@ func TestParseBad(t *testing.T) {
 			// Escapes hide the position in the file: the expression's own is given.
 			{"14:15", `rule "d": could not parse expression: 1:10: parse error: unexpected ")"`},
 			{"16:15", `rule "e": expr is required`},
+			// Parses, but a range query cannot evaluate it.
+			{"18:15", `rule "f": expr is a range vector; it must be an instant vector or a scalar`},
+			{"20:15", `rule "g": expr is a string; it must be an instant vector or a scalar`},
 		}},
 		{"durations.bad.yaml", []want{
 			{"3:12", `group "api": limit -1 must not be negative`},
@@ -207,7 +208,7 @@ func TestParseBad(t *testing.T) {
 			{"12:18", `rule "b": context 7m is not a multiple of step 5m`},
 			{"13:20", `group "api", rule "b": horizon 7m is not a multiple of step 5m`},
 			{"13:29", `rule "b": horizon 10m is listed twice`},
-			{"17:18", `rule "c": context 5m must be at least two steps (10m)`},
+			{"17:18", `rule "c": context 5m must be at least 10 steps (50m)`},
 			{"20:15", `rule "d": context 1d (the default) is not a multiple of step 7m`},
 			// A step that does not decode is reported once; the checks
 			// against it are skipped.

@@ -39,9 +39,12 @@ const maxListed = 20
 // reports whether every file passed.
 func RunFiles(ctx context.Context, w io.Writer, o Options, files ...string) bool {
 	ok := true
+	ran := 0
 	for _, f := range files {
 		fmt.Fprintf(w, "Unit Testing: %s\n", f)
-		if errs := RunFile(ctx, f, o); len(errs) > 0 {
+		n, errs := runFile(ctx, f, o)
+		ran += n
+		if len(errs) > 0 {
 			ok = false
 			fmt.Fprintln(w, "  FAILED:")
 			for _, err := range errs {
@@ -52,6 +55,11 @@ func RunFiles(ctx context.Context, w io.Writer, o Options, files ...string) bool
 		}
 		fmt.Fprintln(w)
 	}
+	// A --run that matches nothing would pass a CI job that tests nothing.
+	if ok && o.Run != nil && ran == 0 {
+		fmt.Fprintf(w, "FAILED: no test matched --run %q\n", o.Run.String())
+		return false
+	}
 	return ok
 }
 
@@ -59,19 +67,27 @@ func RunFiles(ctx context.Context, w io.Writer, o Options, files ...string) bool
 // or the files it names (each with file:line:col), evaluations that failed,
 // and checks whose expectation was not met. None means the file passed.
 func RunFile(ctx context.Context, file string, o Options) []error {
+	_, errs := runFile(ctx, file, o)
+	return errs
+}
+
+// runFile is RunFile that also says how many tests it ran.
+func runFile(ctx context.Context, file string, o Options) (int, []error) {
 	s, errs := load(file, o)
 	if len(errs) > 0 {
-		return errs
+		return 0, errs
 	}
 	engine := newEngine(s.subqueryStep)
 	defer engine.Close()
+	ran := 0
 	for _, tc := range s.tests {
+		ran++
 		errs = append(errs, s.run(ctx, engine, tc)...)
 		if ctx.Err() != nil {
 			break
 		}
 	}
-	return errs
+	return ran, errs
 }
 
 // evalResult is what one evaluation of a pipeline emitted.

@@ -173,6 +173,15 @@ func TestRunSelectsTests(t *testing.T) {
 	if len(errs) != 5 {
 		t.Errorf("got %d errors, want the 5 of bad_series.test.yml: %v", len(errs), errs)
 	}
+	// A --run that matches no test fails, rather than pass having tested
+	// nothing.
+	var out strings.Builder
+	if RunFiles(context.Background(), &out, Options{Run: regexp.MustCompile("^no such test$")}, testdata("good.test.yml")) {
+		t.Errorf("a --run matching no test passed:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), `FAILED: no test matched --run "^no such test$"`) {
+		t.Errorf("output:\n%s", out.String())
+	}
 }
 
 // TestQuerierStaleMarkers checks the querier against the engine's own

@@ -128,7 +128,6 @@ func quantileLevel(s *schema) {
 // refinements are keyed by "Type.Field". Every key must name a field that
 // exists (generate fails otherwise), so they cannot drift from the types.
 var refinements = map[string]refinement{
-	"RuleGroups.Groups": {apply: func(s *schema) { s.MinItems = ptr(1) }},
 	"RuleGroup.Name":    {apply: func(s *schema) { s.MinLength = ptr(1) }},
 	"RuleGroup.Limit":   {apply: func(s *schema) { s.Minimum = ptr(0.0); s.Default = 0 }},
 	// Like Prometheus, a group without rules is accepted.

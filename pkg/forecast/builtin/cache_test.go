@@ -9,6 +9,7 @@ import (
 
 	"github.com/openanomaly/openanomaly/pkg/config"
 	"github.com/openanomaly/openanomaly/pkg/forecast"
+	"github.com/openanomaly/openanomaly/pkg/rulefmt"
 )
 
 // dailyHistory is n one-minute points of a daily cycle with noise, ending
@@ -122,5 +123,13 @@ func TestFitCacheOff(t *testing.T) {
 	}
 	if n := m.cache.len(); n != 0 {
 		t.Errorf("%d cache entries with refitting at every request", n)
+	}
+}
+
+// TestMinPointsIsTheRuleMinimum: pipeline files refuse contexts the
+// built-in models could never forecast from.
+func TestMinPointsIsTheRuleMinimum(t *testing.T) {
+	if MinPoints != rulefmt.MinContextPoints {
+		t.Errorf("builtin.MinPoints = %d, rulefmt.MinContextPoints = %d: keep them equal", MinPoints, rulefmt.MinContextPoints)
 	}
 }
