@@ -358,7 +358,7 @@ func (q *HTTPQuerier) queryRange(ctx context.Context, query string, start, end t
 
 	resp, err := q.client.Do(req)
 	if err != nil {
-		return Result{}, err
+		return Result{}, withoutURL(err)
 	}
 	defer func() {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
@@ -454,4 +454,15 @@ func formatTime(t time.Time) string {
 		sign, ms = "-", -ms
 	}
 	return fmt.Sprintf("%s%d.%03d", sign, ms/1000, ms%1000)
+}
+
+// withoutURL drops the URL that net/http puts into its errors (Post
+// "http://…": dial tcp …): the caller's message names the endpoint already,
+// and a log line should not carry it twice.
+func withoutURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) && ue == err {
+		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
+	}
+	return err
 }

@@ -489,3 +489,27 @@ func TestFormatTime(t *testing.T) {
 		}
 	}
 }
+
+// TestQueryRangeDownStoreNamesItOnce: a store where nothing listens gives an
+// error that names the URL once (net/http repeats it) and says what failed.
+func TestQueryRangeDownStoreNamesItOnce(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now
+	q, err := NewHTTPQuerier(HTTPOptions{URL: "http://" + addr, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	_, err = q.QueryRange(context.Background(), "up", now.Add(-time.Minute), now, time.Minute)
+	if err == nil {
+		t.Fatal("query against a closed port succeeded")
+	}
+	msg := err.Error()
+	if n := strings.Count(msg, "http://"+addr); n != 1 || !strings.Contains(msg, "connection refused") {
+		t.Errorf("error names the URL %d times, want once, and says connection refused: %s", n, msg)
+	}
+}

@@ -261,7 +261,7 @@ func (q *RemoteReadQuerier) read(ctx context.Context, matchers []*labels.Matcher
 
 	resp, err := q.client.Do(httpReq)
 	if err != nil {
-		return Result{}, err
+		return Result{}, withoutURL(err)
 	}
 	defer func() {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
