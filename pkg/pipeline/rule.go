@@ -233,6 +233,11 @@ func (r *Rule) evalInner(ctx context.Context, ts time.Time, env evalEnv) (map[st
 		env.metrics.partialOrWarned.WithLabelValues(name, "partial").Inc()
 		return nil, fmt.Errorf("query: %w", ErrPartialResponse)
 	}
+	// The limit bounds memory too: refuse before aligning anything.
+	if env.limit > 0 && len(res.Series) > env.limit {
+		env.metrics.inputSeries.WithLabelValues(name).Set(float64(len(res.Series)))
+		return nil, fmt.Errorf("query returned %d series, more than the group's limit of %d", len(res.Series), env.limit)
+	}
 	kind := ReadFull
 	if !incremental {
 		prevHist = nil
@@ -252,6 +257,11 @@ func (r *Rule) evalInner(ctx context.Context, ts time.Time, env evalEnv) (map[st
 
 	env.metrics.inputSeries.WithLabelValues(name).Set(float64(len(inputs)))
 	if env.limit > 0 && len(inputs) > env.limit {
+		// Series that left recently and new ones together: as many as a
+		// full read would return. Keep no history over the limit.
+		r.mtx.Lock()
+		r.hist = nil
+		r.mtx.Unlock()
 		return nil, fmt.Errorf("query returned %d series, more than the group's limit of %d", len(inputs), env.limit)
 	}
 

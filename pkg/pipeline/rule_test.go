@@ -379,9 +379,44 @@ func TestRuleLimit(t *testing.T) {
 		gen{lbls: labels.FromStrings("instance", "b"), f: daily(10, 3)},
 	), &recorder{})
 	env.limit = 1
-	err := testRule(t, nil).eval(context.Background(), evalTime, env)
+	r := testRule(t, nil)
+	err := r.eval(context.Background(), evalTime, env)
 	if err == nil || !strings.Contains(err.Error(), "limit of 1") {
 		t.Fatalf("want a limit error, got %v", err)
+	}
+	// Nothing over the limit is kept in memory.
+	if r.hist != nil {
+		t.Errorf("a rule over its limit kept a history of %d series", len(r.hist.series))
+	}
+}
+
+// TestRuleLimitCountsSeriesThatLeft: with incremental reads, series that
+// left recently count against the limit as a full read would count them,
+// and the rule then keeps no history.
+func TestRuleLimitCountsSeriesThatLeft(t *testing.T) {
+	q := &rangeLog{gens: []windowedGen{
+		{lbls: labels.FromStrings("instance", "a"), f: daily(10, 3), until: evalTime.Add(-10 * time.Minute)},
+		{lbls: labels.FromStrings("instance", "b"), f: daily(10, 3), since: evalTime.Add(-5 * time.Minute)},
+	}}
+	env := testEnv(q, &recorder{})
+	env.limit = 1
+	r := testRule(t, nil)
+	// The first, full read returns both: over the limit.
+	if err := r.eval(context.Background(), evalTime, env); err == nil {
+		t.Fatal("two series passed a limit of 1")
+	}
+	env.limit = 2
+	if err := r.eval(context.Background(), evalTime.Add(time.Minute), env); err != nil {
+		t.Fatal(err)
+	}
+	// The next read returns only b, but a still has points in the context.
+	env.limit = 1
+	err := r.eval(context.Background(), evalTime.Add(2*time.Minute), env)
+	if err == nil || !strings.Contains(err.Error(), "2 series") {
+		t.Fatalf("want a limit error for 2 series, got %v", err)
+	}
+	if r.hist != nil {
+		t.Error("the rule kept its history over the limit")
 	}
 }
 
