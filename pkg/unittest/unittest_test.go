@@ -107,6 +107,11 @@ func TestRunFileBadInput(t *testing.T) {
 			`:8:19: tests[0].output_test[0].pipeline: unknown pipeline "instance:down"; the rule files define instance:up, job:http_requests:rate5m, load:every1m, load:every5m, queue:length`,
 			`:12:19: tests[0].anomaly_test[0].pipeline: pipeline "instance:up" has no anomaly section: it emits no anomaly score`,
 		}},
+		{"broken_rules.test.yml", []string{
+			// Only the rule file's own error: the check naming its pipeline
+			// adds no "unknown pipeline".
+			`testdata/broken_rules.yml:5:30: group "g", rule "room:temperature:avg": could not parse expression: unclosed left parenthesis`,
+		}},
 		{"bad_checks.test.yml", []string{
 			`:1:29: rule_files[1]: "missing/*.yml" matches no file`,
 			`:9:20: tests[0].output_test[0].tolerance: tolerance -0.1 must be a finite number >= 0`,
