@@ -86,7 +86,11 @@ func (w *worker) forecast(m *Model, hist []float64, i int) forecast.Forecast {
 	for _, v := range hist[first:] {
 		if isFinite(v) {
 			nf++
-			s1 = math.Max(s1, math.Abs(v))
+			// v is finite: a plain comparison, not math.Max's NaN
+			// handling, in the hottest loop of a steady evaluation.
+			if a := math.Abs(v); a > s1 {
+				s1 = a
+			}
 		} else {
 			v = math.NaN()
 		}
@@ -109,7 +113,9 @@ func (w *worker) forecast(m *Model, hist []float64, i int) forecast.Forecast {
 	var s2 float64
 	for _, v := range x {
 		if v == v {
-			s2 = math.Max(s2, math.Abs(v/s1-c))
+			if a := math.Abs(v/s1 - c); a > s2 {
+				s2 = a
+			}
 		}
 	}
 	if s2 == 0 {
