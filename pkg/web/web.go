@@ -1,5 +1,5 @@
 // Package web serves the sidecar's HTTP endpoints: /metrics, the lifecycle
-// endpoints and /api/v1/rules.
+// endpoints, /api/v1/rules and Go's profiles under /debug/pprof/.
 package web
 
 import (
@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"sync/atomic"
 	"time"
 
@@ -54,6 +55,13 @@ func New(o Options) *Handler {
 	})
 	h.mux.HandleFunc("/-/reload", h.reload)
 	h.mux.HandleFunc("/api/v1/rules", h.rules)
+	// Go's profiles, as Prometheus, Alertmanager and the exporters serve
+	// them (behind the same web config file: TLS and basic auth).
+	h.mux.HandleFunc("/debug/pprof/", pprof.Index)
+	h.mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	h.mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	h.mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	h.mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/" {
 			http.NotFound(w, r)
@@ -61,7 +69,8 @@ func New(o Options) *Handler {
 		}
 		fmt.Fprint(w, `<html><head><title>OpenAnomaly</title></head><body><h1>OpenAnomaly</h1>
 <ul><li><a href="/metrics">/metrics</a></li><li><a href="/api/v1/rules">/api/v1/rules</a></li>
-<li><a href="/-/healthy">/-/healthy</a></li><li><a href="/-/ready">/-/ready</a></li></ul></body></html>`)
+<li><a href="/-/healthy">/-/healthy</a></li><li><a href="/-/ready">/-/ready</a></li>
+<li><a href="/debug/pprof/">/debug/pprof/</a></li></ul></body></html>`)
 	})
 	return h
 }
