@@ -46,6 +46,8 @@ func main() {
 	// --web.listen-address (repeatable), --web.config.file (TLS and basic
 	// auth) and, on Linux, --web.systemd-socket, as every exporter has them.
 	rc.web = kingpinflag.AddFlags(runCmd, ":9095")
+	runCmd.Flag("web.metrics.outputs", "Serve the pipelines' outputs on /metrics next to the sidecar's own metrics. Turn off (--no-web.metrics.outputs) when the outputs go by remote-write, so that scraping the sidecar's health does not render every output series.").
+		Default("true").BoolVar(&rc.exposeOutputs)
 	runCmd.Flag("shutdown.timeout", "How long to wait for running evaluations at shutdown (remote-write queues have their own flush_deadline).").
 		Default("30s").DurationVar(&rc.shutdownTimeout)
 	rc.log = &promslog.Config{}
@@ -78,6 +80,7 @@ type runConfig struct {
 	configFile      string
 	web             *toolkitweb.FlagConfig
 	shutdownTimeout time.Duration
+	exposeOutputs   bool
 	log             *promslog.Config
 }
 
@@ -133,8 +136,12 @@ func runSidecar(rc runConfig) int {
 		return nil
 	}
 
+	var gatherer prometheus.Gatherer = reg
+	if rc.exposeOutputs {
+		gatherer = prometheus.Gatherers{reg, manager.Exposition()}
+	}
 	handler := web.New(web.Options{
-		Gatherer: prometheus.Gatherers{reg, manager.Exposition()},
+		Gatherer: gatherer,
 		Manager:  manager,
 		Reload:   reload,
 		Logger:   logger.With("component", "web"),

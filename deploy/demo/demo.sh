@@ -39,14 +39,10 @@ scrape_configs:
   - job_name: prometheus
     static_configs: [{targets: ['127.0.0.1:$PROM_PORT']}]
   # The sidecar's own health metrics. Its pipeline outputs arrive by
-  # remote-write, so they are dropped here: scraping them too would double
-  # every series.
+  # remote-write, so the sidecar runs with --no-web.metrics.outputs:
+  # scraping them too would double every series.
   - job_name: openanomaly
     static_configs: [{targets: ['127.0.0.1:$SIDECAR_PORT']}]
-    metric_relabel_configs:
-      - source_labels: [__name__]
-        regex: 'openanomaly_(y|yhat|yhat_lower|yhat_upper|anomaly_score|forecast)'
-        action: drop
 YAML
 
 sed -e "s#http://localhost:9090#http://127.0.0.1:$PROM_PORT#g" \
@@ -67,7 +63,7 @@ for _ in $(seq 50); do curl -fs "http://127.0.0.1:$PROM_PORT/-/ready" >/dev/null
 
 ./bin/openanomaly check config "$data/openanomaly.yml"
 ./bin/openanomaly run --config.file="$data/openanomaly.yml" \
-  --web.listen-address="127.0.0.1:$SIDECAR_PORT" 2>&1 | tee "$data/openanomaly.log" &
+  --web.listen-address="127.0.0.1:$SIDECAR_PORT" --no-web.metrics.outputs 2>&1 | tee "$data/openanomaly.log" &
 pids+=($!)
 
 cat <<MSG
