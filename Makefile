@@ -54,6 +54,39 @@ demo: build
 clean:
 	rm -rf bin
 
+# TorchScript models through libtorch (libtorch/README.md). `make libtorch`
+# installs the pinned torch wheel once per machine into OPENANOMALY_CACHE;
+# LIBTORCH may instead name any libtorch (an official libtorch zip, or an
+# installed torch package): a folder with include/ and lib/.
+OPENANOMALY_CACHE ?= $(HOME)/.cache/openanomaly
+TORCH_VERSION     ?= 2.11.0
+LIBTORCH          ?= $(OPENANOMALY_CACHE)/torch-$(TORCH_VERSION)/torch
+TORCH_PYTHON      ?= $(OPENANOMALY_CACHE)/torch-$(TORCH_VERSION)/bin/python
+# The real path: libtorch's own RPATH ($$ORIGIN/../../nvidia/...) only finds
+# the CUDA runtime from the wheel's real folder, not through a symlink.
+TORCH_ENV = lt=$$(readlink -f $(LIBTORCH)) && test -f "$$lt/lib/libtorch_cpu.so" || \
+	{ echo "no libtorch at $(LIBTORCH): run make libtorch, or set LIBTORCH" >&2; exit 1; } && \
+	export CGO_ENABLED=1 CGO_CFLAGS="-I$$lt/include" \
+	CGO_CXXFLAGS="-I$$lt/include -I$$lt/include/torch/csrc/api/include" \
+	CGO_LDFLAGS="-L$$lt/lib -Wl,-rpath,$$lt/lib" &&
+
+.PHONY: libtorch build-libtorch test-libtorch vet-libtorch
+libtorch:
+	OPENANOMALY_CACHE=$(OPENANOMALY_CACHE) TORCH_VERSION=$(TORCH_VERSION) libtorch/get-libtorch.sh
+
+# bin/openanomaly-libtorch: the binary with the torchscript model kind.
+build-libtorch:
+	$(TORCH_ENV) $(GO) build -tags libtorch -ldflags '$(LDFLAGS)' -o bin/openanomaly-libtorch ./cmd/openanomaly
+
+vet-libtorch:
+	$(TORCH_ENV) $(GO) vet -tags libtorch ./pkg/forecast/torch/... ./cmd/openanomaly/...
+
+# The tagged tests: fixtures are made by libtorch/make_fixtures.py with the
+# same torch the binary links.
+test-libtorch: libtorch vet-libtorch
+	$(TORCH_ENV) OPENANOMALY_TORCH_PYTHON=$(TORCH_PYTHON) \
+	$(GO) test -tags libtorch $(TEST_FLAGS) ./pkg/forecast/torch/... ./cmd/openanomaly/...
+
 # The 10,000-series engine benchmark (BENCHMARKS.md): real Prometheus,
 # VictoriaMetrics + vmalert and the sidecar on loopback ports; takes about
 # half an hour at full size. A small run:

@@ -292,7 +292,7 @@ func buildModels(cfg *config.Config) (*forecast.Registry, error) {
 		case mc.Builtin != nil:
 			m, err = builtin.New(*mc.Builtin)
 		case mc.TorchScript != nil:
-			err = errors.New("torchscript models need a binary built with libtorch support, which this build lacks")
+			m, err = newTorchScriptModel(*mc.TorchScript)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("model %q: %w", mc.Name, err)
