@@ -1,0 +1,110 @@
+//go:build libtorch
+
+package torch
+
+// The flags that find libtorch come from the environment (the Makefile's
+// build-libtorch and test-libtorch targets set CGO_CFLAGS, CGO_CXXFLAGS and
+// CGO_LDFLAGS from LIBTORCH); only what does not depend on where it lives is
+// here. Linking libtorch_cpu, libc10 and libtorch, never libtorch_cuda,
+// keeps the binary startable without CUDA; shim.cc loads the CUDA backend
+// at run time when a model asks for it.
+
+// #cgo CXXFLAGS: -std=c++17 -O2 -D_GLIBCXX_USE_CXX11_ABI=1 -Wno-deprecated-declarations
+// #cgo LDFLAGS: -Wl,--no-as-needed -ltorch_cpu -lc10 -Wl,--as-needed -ldl -lstdc++
+// #include <stdlib.h>
+// #include "shim.h"
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"unsafe"
+)
+
+// Version is the libtorch version this binary is linked with.
+func Version() string { return C.GoString(C.oa_torch_version()) }
+
+// cmodule is a module loaded by the shim.
+type cmodule struct {
+	mu sync.RWMutex // forwards hold it shared, close exclusively
+	p  *C.oa_module
+}
+
+func loadModule(path, device string, threads int) (module, string, string, string, error) {
+	if threads > 0 {
+		C.oa_set_threads(C.int(threads))
+	}
+	cpath, cdev, cname := C.CString(path), C.CString(device), C.CString(MetadataFile)
+	defer C.free(unsafe.Pointer(cpath))
+	defer C.free(unsafe.Pointer(cdev))
+	defer C.free(unsafe.Pointer(cname))
+	var meta, chosen, cerr *C.char
+	p := C.oa_load(cpath, cdev, cname, &meta, &chosen, &cerr)
+	defer C.free(unsafe.Pointer(meta))
+	defer C.free(unsafe.Pointer(chosen))
+	if p == nil {
+		return nil, "", "", "", fmt.Errorf("load model file %s on %s: %s", path, device, takeError(cerr))
+	}
+	return &cmodule{p: p}, C.GoString(meta), C.GoString(chosen), Version(), nil
+}
+
+// takeError converts and frees an error string from the shim.
+func takeError(e *C.char) string {
+	if e == nil {
+		return "unknown error"
+	}
+	defer C.free(unsafe.Pointer(e))
+	return C.GoString(e)
+}
+
+func (m *cmodule) forward(in []float32, b, l int, outs [][]float32) ([][]int64, error) {
+	if len(in) != b*l || b < 1 {
+		return nil, fmt.Errorf("input of %d values is not [%d, %d]", len(in), b, l)
+	}
+	if len(outs) > C.OA_MAX_OUTPUTS {
+		return nil, fmt.Errorf("%d output buffers, at most %d", len(outs), C.OA_MAX_OUTPUTS)
+	}
+	// Go memory passed for the call only (cgo's rules): the shim copies
+	// the input into a tensor and the outputs out of theirs.
+	var bufs [C.OA_MAX_OUTPUTS]*C.float
+	var caps [C.OA_MAX_OUTPUTS]C.int64_t
+	for i, o := range outs {
+		if len(o) > 0 {
+			bufs[i], caps[i] = (*C.float)(unsafe.Pointer(&o[0])), C.int64_t(len(o))
+		}
+	}
+	var (
+		n      C.int
+		ndims  [C.OA_MAX_OUTPUTS]C.int
+		shapes [C.OA_MAX_OUTPUTS * C.OA_MAX_DIMS]C.int64_t
+		cerr   *C.char
+	)
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.p == nil {
+		return nil, errors.New("model closed")
+	}
+	rc := C.oa_forward(m.p, (*C.float)(unsafe.Pointer(&in[0])), C.int64_t(b), C.int64_t(l),
+		bufs[0], caps[0], bufs[1], caps[1], &n, &ndims[0], &shapes[0], &cerr)
+	if rc != 0 {
+		return nil, errors.New(takeError(cerr))
+	}
+	out := make([][]int64, int(n))
+	for i := range out {
+		out[i] = make([]int64, int(ndims[i]))
+		for d := range out[i] {
+			out[i][d] = int64(shapes[i*C.OA_MAX_DIMS+d])
+		}
+	}
+	return out, nil
+}
+
+func (m *cmodule) close() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.p != nil {
+		C.oa_free(m.p)
+		m.p = nil
+	}
+}
