@@ -12,12 +12,24 @@ LDFLAGS   := -X github.com/prometheus/common/version.Version=$(VERSION) \
              -X github.com/prometheus/common/version.Branch=main
 TEST_FLAGS ?= -timeout 25m -count=1
 
-.PHONY: all build test unit vet fmt demo check-examples test-rules clean
+.PHONY: all build build-static image test unit vet fmt demo check-examples test-rules clean
 
 all: build
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o bin/openanomaly ./cmd/openanomaly
+
+# The static, pure-Go binaries of the CPU image (bin/static/), built by the
+# script deploy/Dockerfile runs.
+build-static:
+	./deploy/build.sh bin/static
+
+# The CPU image, where a Docker engine exists (none does on CI's machines;
+# there `make test` runs deploy/build.sh and lints deploy/Dockerfile).
+IMAGE ?= openanomaly:$(VERSION)
+image:
+	docker build -f deploy/Dockerfile --build-arg VERSION=$(VERSION) \
+	  --build-arg REVISION=$(REVISION) -t $(IMAGE) .
 
 vet:
 	$(GO) vet ./...
@@ -26,7 +38,7 @@ fmt:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 # Every test, including the end-to-end ones that start real servers.
-test: fmt vet build check-examples test-rules
+test: fmt vet build build-static check-examples test-rules
 	$(GO) test $(TEST_FLAGS) ./...
 
 # Unit tests only (no servers started).
