@@ -138,7 +138,7 @@ tests:
 	if code := testRules(context.Background(), &out, nil, test); code != 1 {
 		t.Errorf("testRules = %d, want 1:\n%s", code, out.String())
 	}
-	want := test + `:2:14: config_file: models: model "chronos": torchscript models need a binary built with libtorch support`
+	want := test + `:2:14: config_file: models: model "chronos": ` + wantTorchScriptErr
 	if !strings.Contains(out.String(), want) {
 		t.Errorf("output lacks %q:\n%s", want, out.String())
 	}

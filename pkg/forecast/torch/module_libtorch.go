@@ -18,6 +18,7 @@ import "C"
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"unsafe"
 )
@@ -49,13 +50,21 @@ func loadModule(path, device string, threads int) (module, string, string, strin
 	return &cmodule{p: p}, C.GoString(meta), C.GoString(chosen), Version(), nil
 }
 
-// takeError converts and frees an error string from the shim.
+// takeError converts and frees an error string from the shim. An exception
+// raised inside a TorchScript graph comes with two tracebacks of the
+// graph's code; its last line says what was raised, and that is what a log
+// line needs.
 func takeError(e *C.char) string {
 	if e == nil {
 		return "unknown error"
 	}
 	defer C.free(unsafe.Pointer(e))
-	return C.GoString(e)
+	msg := C.GoString(e)
+	if strings.Contains(msg, "Traceback of TorchScript") {
+		lines := strings.Split(strings.TrimSpace(msg), "\n")
+		msg = "TorchScript graph raised " + strings.TrimSpace(lines[len(lines)-1])
+	}
+	return msg
 }
 
 func (m *cmodule) forward(in []float32, b, l int, outs [][]float32) ([][]int64, error) {
