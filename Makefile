@@ -94,8 +94,9 @@ vet-libtorch:
 	$(TORCH_ENV) $(GO) vet -tags libtorch ./pkg/forecast/torch/... ./cmd/openanomaly/...
 
 # The tagged tests: fixtures are made by libtorch/make_fixtures.py with the
-# same torch the binary links.
-test-libtorch: libtorch vet-libtorch
+# same torch the binary links (TORCH_PYTHON). Installs the canonical
+# libtorch first unless LIBTORCH was given.
+test-libtorch: $(if $(filter file,$(origin LIBTORCH)),libtorch) vet-libtorch
 	$(TORCH_ENV) OPENANOMALY_TORCH_PYTHON=$(TORCH_PYTHON) \
 	$(GO) test -tags libtorch $(TEST_FLAGS) ./pkg/forecast/torch/... ./cmd/openanomaly/...
 

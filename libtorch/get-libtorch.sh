@@ -27,7 +27,12 @@ version=${TORCH_VERSION:-2.11.0}
 cache=${OPENANOMALY_CACHE:-$HOME/.cache/openanomaly}
 root=$cache/torch-$version
 py=${PYTHON3:-python3}
-pip() { "$root/bin/python" -m pip install -q --disable-pip-version-check "$@"; }
+# pip install, without pip's notice that torch's other requirements are
+# missing: leaving them out is the point of the --cpu install.
+pip() {
+  "$root/bin/python" -m pip install -q --disable-pip-version-check "$@" 2>&1 >&2 |
+    { grep -v -e "which is not installed" -e "dependency resolver does not currently" >&2 || true; }
+}
 
 if [ ! -f "$root/.complete-cpu" ]; then
   echo "--- installing torch==$version (no dependencies) into $root" >&2

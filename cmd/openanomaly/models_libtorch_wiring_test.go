@@ -1,0 +1,62 @@
+//go:build libtorch
+
+package main
+
+import (
+	"context"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/openanomaly/openanomaly/pkg/config"
+	"github.com/openanomaly/openanomaly/pkg/forecast"
+)
+
+// TestBuildModelsTorchScript checks the wiring: a torchscript entry in the
+// config becomes a registered model that forecasts.
+func TestBuildModelsTorchScript(t *testing.T) {
+	py := os.Getenv("OPENANOMALY_TORCH_PYTHON")
+	if py == "" {
+		py = "python3"
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command(py, "../../libtorch/make_fixtures.py", dir).CombinedOutput(); err != nil {
+		t.Fatalf("make_fixtures.py: %v\n%s", err, out)
+	}
+	cfg := &config.Config{Models: []*config.ModelConfig{{Name: "tiny", TorchScript: &config.TorchScriptConfig{
+		Path: filepath.Join(dir, "good.pt"), Device: "auto", BatchSize: 4, Threads: 1,
+	}}}}
+	reg, err := buildModels(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, ok := reg.Get("tiny")
+	if !ok {
+		t.Fatalf("model not registered: %v", reg.Names())
+	}
+	hist := make([]float64, 100)
+	for i := range hist {
+		hist[i] = 100 + 10*math.Sin(float64(i)/5)
+	}
+	qs := []float64{0.05, 0.5, 0.95}
+	got, err := m.Forecast(context.Background(), forecast.Request{
+		Histories: [][]float64{hist, hist[:10]}, Step: time.Minute, Horizon: 12, Quantiles: qs,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, f := range got {
+		if f.Err != nil || len(f.Values) != len(qs) || len(f.Values[0]) != 12 {
+			t.Fatalf("series %d: %+v", i, f)
+		}
+		for s := range 12 {
+			lo, mid, hi := f.Values[0][s], f.Values[1][s], f.Values[2][s]
+			if !(lo < mid && mid < hi) || math.IsInf(hi, 0) {
+				t.Errorf("series %d step %d: quantiles %g %g %g not increasing", i, s, lo, mid, hi)
+			}
+		}
+	}
+}
