@@ -82,7 +82,7 @@ TORCH_ENV = lt=$$(readlink -f $(LIBTORCH)) && test -f "$$lt/lib/libtorch_cpu.so"
 	CGO_CXXFLAGS="-I$$lt/include -I$$lt/include/torch/csrc/api/include" \
 	CGO_LDFLAGS="-L$$lt/lib -Wl,-rpath,$$lt/lib" &&
 
-.PHONY: libtorch build-libtorch test-libtorch vet-libtorch
+.PHONY: libtorch build-libtorch test-libtorch vet-libtorch torch-test-binary
 libtorch:
 	OPENANOMALY_CACHE=$(OPENANOMALY_CACHE) TORCH_VERSION=$(TORCH_VERSION) libtorch/get-libtorch.sh
 
@@ -99,6 +99,11 @@ vet-libtorch:
 test-libtorch: $(if $(filter file,$(origin LIBTORCH)),libtorch) vet-libtorch
 	$(TORCH_ENV) OPENANOMALY_TORCH_PYTHON=$(TORCH_PYTHON) \
 	$(GO) test -tags libtorch $(TEST_FLAGS) ./pkg/forecast/torch/... ./cmd/openanomaly/...
+
+# bin/torch.test: the tagged tests as one binary, for libtorch/gpu-check.sh
+# on a machine without Go.
+torch-test-binary:
+	$(TORCH_ENV) $(GO) test -c -tags libtorch -o bin/torch.test ./pkg/forecast/torch
 
 # The 10,000-series engine benchmark (BENCHMARKS.md): real Prometheus,
 # VictoriaMetrics + vmalert and the sidecar on loopback ports; takes about
