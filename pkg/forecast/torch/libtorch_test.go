@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -268,6 +269,36 @@ func TestConcurrentForecasts(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestThreads checks that a model's threads apply on whichever OS thread
+// runs its forward: with OpenMP the count is per thread.
+func TestThreads(t *testing.T) {
+	ref := loadRef(t)
+	two := load(t, "good_mean.pt", 0) // threads: 2
+	m1, err := New(config.TorchScriptConfig{Path: filepath.Join(fixtures, "good.pt"), Device: testDevice(), Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m1.Close()
+	req := ref.Cases[1].request(ref)
+	for _, tc := range []struct {
+		m    *Model
+		want int
+	}{{m1, 1}, {two, 2}, {m1, 1}} {
+		done := make(chan int)
+		go func() {
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			if _, err := tc.m.Forecast(context.Background(), req); err != nil {
+				t.Error(err)
+			}
+			done <- threadsNow()
+		}()
+		if got := <-done; got != tc.want {
+			t.Errorf("threads after a forward = %d, want %d", got, tc.want)
+		}
+	}
 }
 
 // rss returns the process's resident set size in bytes.

@@ -26,6 +26,10 @@ import (
 // Version is the libtorch version this binary is linked with.
 func Version() string { return C.GoString(C.oa_torch_version()) }
 
+// threadsNow returns libtorch's intra-op thread count on the calling OS
+// thread (tests lock the goroutine to one).
+func threadsNow() int { return int(C.oa_threads()) }
+
 // cmodule is a module loaded by the shim.
 type cmodule struct {
 	mu sync.RWMutex // forwards hold it shared, close exclusively
@@ -33,15 +37,12 @@ type cmodule struct {
 }
 
 func loadModule(path, device string, threads int) (module, string, string, string, error) {
-	if threads > 0 {
-		C.oa_set_threads(C.int(threads))
-	}
 	cpath, cdev, cname := C.CString(path), C.CString(device), C.CString(MetadataFile)
 	defer C.free(unsafe.Pointer(cpath))
 	defer C.free(unsafe.Pointer(cdev))
 	defer C.free(unsafe.Pointer(cname))
 	var meta, chosen, cerr *C.char
-	p := C.oa_load(cpath, cdev, cname, &meta, &chosen, &cerr)
+	p := C.oa_load(cpath, cdev, C.int(threads), cname, &meta, &chosen, &cerr)
 	defer C.free(unsafe.Pointer(meta))
 	defer C.free(unsafe.Pointer(chosen))
 	if p == nil {

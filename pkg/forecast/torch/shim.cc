@@ -23,6 +23,7 @@
 struct oa_module {
   torch::jit::Module module;
   c10::Device device{c10::kCPU};
+  int threads = 0;
   // TorchScript's interpreter can run one module from several threads, but
   // on CPU one forward already uses every intra-op thread and on CUDA the
   // calls share one stream, so serialising them costs little and rules out
@@ -113,13 +114,9 @@ extern "C" {
 
 const char* oa_torch_version(void) { return TORCH_VERSION; }
 
-void oa_set_threads(int n) {
-  if (n > 0) {
-    at::set_num_threads(n);
-  }
-}
+int oa_threads(void) { return at::get_num_threads(); }
 
-oa_module* oa_load(const char* path, const char* device, const char* meta_name,
+oa_module* oa_load(const char* path, const char* device, int threads, const char* meta_name,
                    char** meta, char** device_out, char** err) {
   *meta = nullptr;
   *device_out = nullptr;
@@ -127,6 +124,7 @@ oa_module* oa_load(const char* path, const char* device, const char* meta_name,
   try {
     auto m = std::make_unique<oa_module>();
     m->device = pick_device(device);
+    m->threads = threads;
     torch::jit::ExtraFilesMap extra{{meta_name, ""}};
     m->module = torch::jit::load(path, m->device, extra);
     m->module.eval();
@@ -148,6 +146,11 @@ int oa_forward(oa_module* m, const float* in, int64_t b, int64_t l,
   *n_outputs = 0;
   try {
     std::lock_guard<std::mutex> lock(m->mu);
+    // With OpenMP the thread count is a per-OS-thread setting, and Go runs
+    // cgo calls on whichever thread it likes: set it on this one.
+    if (m->threads > 0 && at::get_num_threads() != m->threads) {
+      at::set_num_threads(m->threads);
+    }
     c10::InferenceMode guard;
     // clone: the tensor must not point into the caller's (Go) memory once
     // this returns, whatever the graph keeps.

@@ -23,14 +23,15 @@ typedef struct oa_module oa_module;
 // oa_torch_version returns the libtorch version, e.g. "2.11.0" (static).
 const char* oa_torch_version(void);
 
-// oa_set_threads sets libtorch's intra-op thread count (process-wide).
-void oa_set_threads(int n);
+// oa_threads returns the intra-op thread count on the calling thread.
+int oa_threads(void);
 
 // oa_load loads the TorchScript file at path onto device ("cpu", "cuda",
 // "cuda:N" or "auto") and reads the archive's extra file meta_name into
 // *meta (malloc'd, empty when absent). *device_out (malloc'd) gets the
-// device chosen. Returns NULL and sets *err on failure.
-oa_module* oa_load(const char* path, const char* device, const char* meta_name,
+// device chosen. threads > 0 is the intra-op thread count of this module's
+// forwards. Returns NULL and sets *err on failure.
+oa_module* oa_load(const char* path, const char* device, int threads, const char* meta_name,
                    char** meta, char** device_out, char** err);
 
 // oa_forward runs forward on a float32 [b, l] batch. For each output i the

@@ -53,8 +53,8 @@ type Model struct {
 // New loads the file cfg.Path on cfg.Device, checks it against the tsfm/v1
 // contract (metadata present and valid, and a probe batch of two rows gives
 // output shapes that match it) and returns the model. cfg.Threads, when set,
-// sets libtorch's intra-op thread count, which is process-wide: the last
-// model loaded decides.
+// is the intra-op thread count of this model's forwards (libtorch's
+// default: one per core).
 func New(cfg config.TorchScriptConfig) (*Model, error) {
 	device := cfg.Device
 	if device == "" {
