@@ -30,7 +30,9 @@ py=${PYTHON3:-python3}
 # pip install, without pip's notice that torch's other requirements are
 # missing: leaving them out is the point of the --cpu install.
 pip() {
-  "$root/bin/python" -m pip install -q --disable-pip-version-check "$@" 2>&1 >&2 |
+  # --no-cache-dir: the venv is the cache; a second copy of the wheels in
+  # pip's cache would cost another 2.7 GB.
+  "$root/bin/python" -m pip install -q --disable-pip-version-check --no-cache-dir "$@" 2>&1 >&2 |
     { grep -v -e "which is not installed" -e "dependency resolver does not currently" >&2 || true; }
 }
 
