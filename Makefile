@@ -38,7 +38,7 @@ fmt:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 # Every test, including the end-to-end ones that start real servers.
-test: fmt vet build build-static check-examples test-rules
+test: fmt vet build build-static check-examples test-rules test-libtorch
 	$(GO) test $(TEST_FLAGS) ./...
 
 # Unit tests only (no servers started).
