@@ -4,10 +4,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/model"
+	"go.yaml.in/yaml/v3"
+
 	"github.com/openanomaly/openanomaly/internal/testenv"
+	"github.com/openanomaly/openanomaly/pkg/rulefmt"
 )
 
 // TestPrometheusNodeExporter runs the sidecar over a real Prometheus that
@@ -61,18 +67,24 @@ groups:
         labels:
           source: go
 `
-	sc := startSidecar(t, config, pipelines)
+	// The shipped node_exporter pack, every pipeline of it, at 1/30 of its
+	// time scale (step 1m → 2s, context 2d → 96m, horizons 1h → 2m, ...):
+	// the same expressions against the same real node_exporter, with
+	// outputs after a minute instead of half an hour.
+	pack := scaledPack(t, "../../rules/node-exporter.yml", 30)
+	sc := startSidecar(t, config, pipelines+pack.yaml)
 
 	cpu := contract{pipeline: "e2e:node_cpu:rate10s", horizons: []string{"10s", "30s"}, quantiles: []string{"0.05", "0.5", "0.95"}, minSeries: 2}
 	heap := contract{pipeline: "e2e:heap_inuse:bytes", horizons: []string{"10s", "30s"}, quantiles: []string{"0.1", "0.5", "0.9"}, minSeries: 2}
-	for _, c := range []contract{cpu, heap} {
+	all := append([]contract{cpu, heap}, pack.contracts...)
+	for _, c := range all {
 		// Outputs need enough history for the model: about half a minute.
 		prom.WaitForQuery(t, fmt.Sprintf(`openanomaly_anomaly_score{pipeline=%q}`, c.pipeline), 3*time.Minute)
 	}
 	// Let a few more evaluations land so every series has all outputs.
 	time.Sleep(10 * time.Second)
 
-	for _, c := range []contract{cpu, heap} {
+	for _, c := range all {
 		n := checkContract(t, prom.QueryAPI, c)
 		checkExposition(t, sc, c, n)
 		t.Logf("%s: %d input series with every output in Prometheus and on /metrics", c.pipeline, n)
@@ -120,7 +132,63 @@ groups:
 			}
 		}
 	}
-	if n != 2 {
-		t.Errorf("/api/v1/rules lists %d pipelines, want 2", n)
+	if want := 2 + len(pack.contracts); n != want {
+		t.Errorf("/api/v1/rules lists %d pipelines, want %d", n, want)
 	}
+}
+
+// scaledRules is a pipeline pack rewritten to a shorter time scale, and the
+// contract each of its pipelines must meet.
+type scaledRules struct {
+	yaml      string // the groups, to append under a pipelines file's groups:
+	contracts []contract
+}
+
+// scaledPack reads a shipped pipeline file and divides every duration in it
+// (interval, query_offset, step, context, horizons) by factor.
+func scaledPack(t *testing.T, path string, factor int64) scaledRules {
+	t.Helper()
+	rgs, errs := rulefmt.ParseFile(path)
+	if len(errs) > 0 {
+		t.Fatalf("%s: %v", path, errs)
+	}
+	scale := func(d model.Duration) model.Duration {
+		if time.Duration(d)%time.Duration(factor) != 0 {
+			t.Fatalf("%s: %s does not divide by %d", path, d, factor)
+		}
+		return model.Duration(int64(d) / factor)
+	}
+	var out scaledRules
+	for gi := range rgs.Groups {
+		g := &rgs.Groups[gi]
+		g.Name = "scaled-" + g.Name
+		g.Interval = scale(g.Interval)
+		if g.QueryOffset != nil {
+			o := scale(*g.QueryOffset)
+			g.QueryOffset = &o
+		}
+		for ri := range g.Rules {
+			r := &g.Rules[ri]
+			r.Step, r.Context = scale(r.Step), scale(r.Context)
+			c := contract{pipeline: r.Forecast, minSeries: 1}
+			for hi := range r.Horizons {
+				r.Horizons[hi] = scale(r.Horizons[hi])
+				c.horizons = append(c.horizons, r.Horizons[hi].String())
+			}
+			for _, q := range r.Quantiles {
+				c.quantiles = append(c.quantiles, strconv.FormatFloat(q, 'f', -1, 64))
+			}
+			out.contracts = append(out.contracts, c)
+		}
+	}
+	b, err := yaml.Marshal(rgs.Groups)
+	must(t, err)
+	// Indented as items of the groups list the caller's file has.
+	for _, line := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
+		out.yaml += "  " + line + "\n"
+	}
+	if len(out.contracts) == 0 {
+		t.Fatalf("%s has no pipelines", path)
+	}
+	return out
 }
