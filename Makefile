@@ -31,6 +31,27 @@ image:
 	docker build -f deploy/Dockerfile --build-arg VERSION=$(VERSION) \
 	  --build-arg REVISION=$(REVISION) -t $(IMAGE) .
 
+# The CUDA image (deploy/Dockerfile.cuda): the libtorch-tagged sidecar with
+# the torch wheel's libraries, tagged <version>-<CUDA flavour>, e.g.
+# openanomaly:0.1.0-cu130 (the tag deploy/helm/openanomaly/values-gpu.yaml
+# names). PyPI's torch 2.11.0 is cu130; for another flavour also pass
+# TORCH_INDEX_URL (deploy/Dockerfile.cuda says which).
+CUDA_FLAVOUR    ?= cu130
+TORCH_INDEX_URL ?= https://pypi.org/simple
+IMAGE_CUDA      ?= openanomaly:$(VERSION)-$(CUDA_FLAVOUR)
+.PHONY: image-cuda build-cuda
+image-cuda:
+	docker build -f deploy/Dockerfile.cuda --build-arg VERSION=$(VERSION) \
+	  --build-arg REVISION=$(REVISION) --build-arg TORCH_VERSION=$(TORCH_VERSION) \
+	  --build-arg CUDA_FLAVOUR=$(CUDA_FLAVOUR) --build-arg TORCH_INDEX_URL=$(TORCH_INDEX_URL) \
+	  -t $(IMAGE_CUDA) .
+
+# What the CUDA image's build stage runs, here (bin/cuda/): the tagged
+# sidecar, the probe, and the runtime libraries in bin/cuda/libtorch (hard
+# links into the libtorch cache where the file system allows).
+build-cuda:
+	./deploy/build.sh --libtorch $(LIBTORCH) --bundle bin/cuda
+
 vet:
 	$(GO) vet ./...
 
@@ -38,8 +59,9 @@ fmt:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 # Every test, including the end-to-end ones that start real servers.
+# LIBTORCH: go test ./deploy builds the CUDA image's binary with it.
 test: fmt vet build build-static check-examples test-rules test-libtorch
-	$(GO) test $(TEST_FLAGS) ./...
+	LIBTORCH=$(LIBTORCH) $(GO) test $(TEST_FLAGS) ./...
 
 # Unit tests only (no servers started).
 unit:

@@ -43,8 +43,15 @@ func TestBuildScript(t *testing.T) {
 		}
 	}
 
-	// The sidecar with no pipelines, on a free port; the probe with that
-	// URL, as the HEALTHCHECK runs it with the default one.
+	checkProbe(t, sidecar, probe)
+}
+
+// checkProbe runs the sidecar with no pipelines on a free port and the
+// probe with that URL, as the images' HEALTHCHECK runs it with the default
+// one: the probe must pass while the sidecar runs and fail, saying
+// unhealthy, once it has stopped.
+func checkProbe(t *testing.T, sidecar, probe string) {
+	t.Helper()
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "openanomaly.yml")
 	if err := os.WriteFile(cfg, []byte("datasource:\n  url: http://127.0.0.1:1\n"), 0o644); err != nil {
