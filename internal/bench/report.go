@@ -176,6 +176,7 @@ func (r *Report) Check() error {
 	if len(r.Sidecar) != len(r.Options.Modes) {
 		problems = append(problems, fmt.Sprintf("%d of %d sidecar modes ran", len(r.Sidecar), len(r.Options.Modes)))
 	}
+	anyCPU := false
 	for _, s := range r.Sidecar {
 		if len(s.Evals) < 2 || !s.Evals[0].Cold {
 			problems = append(problems, fmt.Sprintf("%s: %d evaluations, want a cold and a steady one", s.Mode, len(s.Evals)))
@@ -184,8 +185,13 @@ func (r *Report) Check() error {
 			if e.Failed {
 				problems = append(problems, fmt.Sprintf("%s: evaluation %d failed", s.Mode, i+1))
 			}
-			if !(e.Wall > 0) || !(e.CPU > 0) {
+			// CPU comes from /proc in clock ticks (10 ms): a small run's
+			// evaluation may honestly take none; it must be measured.
+			if !(e.Wall > 0) || !(e.CPU >= 0) || math.IsInf(e.CPU, 0) {
 				problems = append(problems, fmt.Sprintf("%s: evaluation %d: wall %v, CPU %v", s.Mode, i+1, e.Wall, e.CPU))
+			}
+			if e.CPU > 0 {
+				anyCPU = true
 			}
 			for _, st := range []string{"fetch", "model", "emit"} {
 				if !(e.Stages[st] > 0) {
@@ -211,6 +217,9 @@ func (r *Report) Check() error {
 		if s.DroppedSamples > 0 || s.FailedSamples > 0 || s.SentSamples == 0 {
 			problems = append(problems, fmt.Sprintf("%s: remote-write sent %v, dropped %v, failed %v", s.Mode, s.SentSamples, s.DroppedSamples, s.FailedSamples))
 		}
+	}
+	if len(r.Sidecar) > 0 && !anyCPU {
+		problems = append(problems, "no sidecar evaluation used any CPU: the /proc measurement is broken")
 	}
 	groups := map[string]bool{}
 	for _, p := range r.Peers {
