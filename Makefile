@@ -113,14 +113,17 @@ build-libtorch:
 	$(TORCH_ENV) $(GO) build -tags libtorch -ldflags '$(LDFLAGS)' -o bin/openanomaly-libtorch ./cmd/openanomaly
 
 vet-libtorch:
-	$(TORCH_ENV) $(GO) vet -tags libtorch ./pkg/forecast/torch/... ./cmd/openanomaly/...
+	$(TORCH_ENV) $(GO) vet -tags libtorch ./pkg/forecast/torch/... ./cmd/openanomaly/... ./test/e2e/...
 
 # The tagged tests: fixtures are made by libtorch/make_fixtures.py with the
-# same torch the binary links (TORCH_PYTHON). Installs the canonical
+# same torch the binary links (TORCH_PYTHON). In test/e2e only the
+# torchscript end-to-end test: make test runs the rest untagged. Installs the canonical
 # libtorch first unless LIBTORCH was given.
 test-libtorch: $(if $(filter file,$(origin LIBTORCH)),libtorch) vet-libtorch
 	$(TORCH_ENV) OPENANOMALY_TORCH_PYTHON=$(TORCH_PYTHON) \
 	$(GO) test -tags libtorch $(TEST_FLAGS) ./pkg/forecast/torch/... ./cmd/openanomaly/...
+	$(TORCH_ENV) OPENANOMALY_TORCH_PYTHON=$(TORCH_PYTHON) \
+	$(GO) test -tags libtorch $(TEST_FLAGS) -run 'TorchScript' ./test/e2e/...
 
 # bin/torch.test: the tagged tests as one binary, for libtorch/gpu-check.sh
 # on a machine without Go.

@@ -5,12 +5,11 @@ package main
 import (
 	"context"
 	"math"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/openanomaly/openanomaly/internal/testenv"
 	"github.com/openanomaly/openanomaly/pkg/config"
 	"github.com/openanomaly/openanomaly/pkg/forecast"
 )
@@ -18,13 +17,9 @@ import (
 // TestBuildModelsTorchScript checks the wiring: a torchscript entry in the
 // config becomes a registered model that forecasts.
 func TestBuildModelsTorchScript(t *testing.T) {
-	py := os.Getenv("OPENANOMALY_TORCH_PYTHON")
-	if py == "" {
-		py = "python3"
-	}
 	dir := t.TempDir()
-	if out, err := exec.Command(py, "../../libtorch/make_fixtures.py", dir).CombinedOutput(); err != nil {
-		t.Fatalf("make_fixtures.py: %v\n%s", err, out)
+	if err := testenv.MakeTorchFixtures(dir); err != nil {
+		t.Fatal(err)
 	}
 	cfg := &config.Config{Models: []*config.ModelConfig{{Name: "tiny", TorchScript: &config.TorchScriptConfig{
 		Path: filepath.Join(dir, "good.pt"), Device: "auto", BatchSize: 4, Threads: 1,

@@ -26,6 +26,10 @@ import (
 
 var binary string
 
+// buildTags are the build tags of the binary TestMain builds: a tagged test
+// file (torch_test.go, libtorch) sets them in an init.
+var buildTags string
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "openanomaly-e2e")
 	if err != nil {
@@ -33,7 +37,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "openanomaly")
-	build := exec.Command("go", "build", "-o", binary, "github.com/openanomaly/openanomaly/cmd/openanomaly")
+	build := exec.Command("go", "build", "-tags="+buildTags, "-o", binary, "github.com/openanomaly/openanomaly/cmd/openanomaly")
 	build.Stdout, build.Stderr = os.Stdout, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building openanomaly:", err)

@@ -3,13 +3,11 @@
 package torch
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -17,6 +15,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/openanomaly/openanomaly/internal/testenv"
 	"github.com/openanomaly/openanomaly/pkg/config"
 	"github.com/openanomaly/openanomaly/pkg/forecast"
 )
@@ -28,20 +27,13 @@ var fixtures string
 // OPENANOMALY_TORCH_PYTHON (make test-libtorch sets it to the torch this
 // binary links), or python3.
 func TestMain(m *testing.M) {
-	py := os.Getenv("OPENANOMALY_TORCH_PYTHON")
-	if py == "" {
-		py = "python3"
-	}
 	dir, err := os.MkdirTemp("", "tsfm-fixtures-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	cmd := exec.Command(py, "../../../libtorch/make_fixtures.py", dir)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		fmt.Fprintf(os.Stderr, "make_fixtures.py with %s: %v\n%s", py, err, out.String())
+	if err := testenv.MakeTorchFixtures(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	fixtures = dir

@@ -1,0 +1,114 @@
+//go:build libtorch
+
+package e2e
+
+import (
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/openanomaly/openanomaly/internal/testenv"
+)
+
+// With the libtorch tag the whole package runs against the tagged binary
+// (it does everything the untagged one does, and torchscript models).
+// go test inherits the cgo flags make test-libtorch exports.
+func init() { buildTags = "libtorch" }
+
+// TestTorchScriptPrometheus runs `openanomaly run` with a torchscript model,
+// the tsfm/v1 fixture good.pt from libtorch/make_fixtures.py (context 48,
+// horizon 12, 9 native quantiles), over a real Prometheus scraping a real
+// node_exporter, and checks the full series contract arrives in Prometheus
+// and on /metrics.
+func TestTorchScriptPrometheus(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test; runs without -short")
+	}
+	fixtures := t.TempDir()
+	if err := testenv.MakeTorchFixtures(fixtures); err != nil {
+		t.Fatal(err)
+	}
+	node := testenv.StartNodeExporter(t)
+	prom := testenv.StartPrometheus(t, testenv.PrometheusOptions{
+		ScrapeTargets:       []testenv.Target{{Job: "node", URL: node}},
+		ScrapeInterval:      time.Second,
+		RemoteWriteReceiver: true,
+	})
+
+	config := fmt.Sprintf(`
+global:
+  evaluation_interval: 3s
+  external_labels:
+    sidecar: e2e-torch
+datasource:
+  url: %s
+  query_timeout: 3s
+remote_write:
+  - url: %s
+    name: prometheus
+    queue_config:
+      batch_send_deadline: 500ms
+models:
+  - name: tiny
+    torchscript:
+      path: %s
+      device: cpu
+      batch_size: 4
+      threads: 1
+rule_files: [pipelines.yml]
+`, prom.URL, prom.RemoteWriteURL(), filepath.Join(fixtures, "good.pt"))
+	// Step 1s and a context of 2m, longer than the file's L of 48 steps:
+	// the model keeps the newest 48 (truncation), and NaN-left-pads while
+	// Prometheus holds less; a context under the pipeline's one-minute
+	// re-read overlap would make every read a full one. The model is asked
+	// for the horizons counted from each series' newest point, which lags
+	// the evaluation by a few seconds (scrape, rate window, step
+	// alignment), so horizons of at most 6s stay within the file's native
+	// 12 steps. The CPU series (one per cpu and mode, more than the batch
+	// size) run in several forwards; quantiles 0.05 and 0.95 lie outside
+	// the native 0.1..0.9 (extrapolated), 0.25 between native levels
+	// (interpolated).
+	pipelines := `
+groups:
+  - name: torch
+    rules:
+      - forecast: e2e:torch_node_cpu:rate5s
+        expr: sum by (cpu, mode) (rate(node_cpu_seconds_total[5s]))
+        model: tiny
+        step: 1s
+        context: 2m
+        horizons: [3s, 6s]
+        anomaly: {}
+      - forecast: e2e:torch_heap_inuse:bytes
+        expr: go_memstats_heap_inuse_bytes
+        model: tiny
+        step: 1s
+        context: 2m
+        horizons: [1s, 6s]
+        quantiles: [0.05, 0.25, 0.5, 0.95]
+        anomaly:
+          band: [0.05, 0.95]
+          min_deviation: 1e6
+`
+	sc := startSidecar(t, config, pipelines)
+
+	cpu := contract{pipeline: "e2e:torch_node_cpu:rate5s", horizons: []string{"3s", "6s"}, quantiles: []string{"0.05", "0.5", "0.95"}, minSeries: 2}
+	heap := contract{pipeline: "e2e:torch_heap_inuse:bytes", horizons: []string{"1s", "6s"}, quantiles: []string{"0.05", "0.25", "0.5", "0.95"}, minSeries: 2}
+	all := []contract{cpu, heap}
+	for _, c := range all {
+		prom.WaitForQuery(t, fmt.Sprintf(`openanomaly_anomaly_score{pipeline=%q}`, c.pipeline), time.Minute)
+	}
+	// Let a few more evaluations land so every series has all outputs.
+	time.Sleep(7 * time.Second)
+	for _, c := range all {
+		n := checkContract(t, prom.QueryAPI, c)
+		checkExposition(t, sc, c, n)
+		t.Logf("%s: %d input series with every output in Prometheus and on /metrics", c.pipeline, n)
+	}
+	for _, s := range prom.Query(t, `openanomaly_y{pipeline="e2e:torch_heap_inuse:bytes"}`) {
+		if s.Labels.Get("sidecar") != "e2e-torch" || s.Labels.Get("job") == "" {
+			t.Errorf("labels of %s: want sidecar=e2e-torch and the input's job", s.Labels)
+		}
+	}
+}
