@@ -108,6 +108,7 @@ func runSidecar(rc runConfig) int {
 		Help: "Timestamp of the last successful configuration reload.",
 	})
 	reg.MustRegister(reloadOK, reloadTime)
+	registerModelMetrics(reg) // openanomaly_torch_* in a libtorch build
 
 	remote := remotewrite.NewStorage(reg, logger.With("component", "remote_write"))
 	manager := pipeline.NewManager(pipeline.ManagerOptions{
@@ -292,7 +293,7 @@ func buildModels(cfg *config.Config) (*forecast.Registry, error) {
 		case mc.Builtin != nil:
 			m, err = builtin.New(*mc.Builtin)
 		case mc.TorchScript != nil:
-			m, err = newTorchScriptModel(*mc.TorchScript)
+			m, err = newTorchScriptModel(mc.Name, *mc.TorchScript)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("model %q: %w", mc.Name, err)

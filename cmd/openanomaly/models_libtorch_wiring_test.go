@@ -9,14 +9,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/openanomaly/openanomaly/internal/testenv"
 	"github.com/openanomaly/openanomaly/pkg/config"
 	"github.com/openanomaly/openanomaly/pkg/forecast"
 )
 
 // TestBuildModelsTorchScript checks the wiring: a torchscript entry in the
-// config becomes a registered model that forecasts.
+// config becomes a registered model that forecasts, and its forwards are
+// recorded in the openanomaly_torch_* metrics under its name.
 func TestBuildModelsTorchScript(t *testing.T) {
+	metricsReg := prometheus.NewPedanticRegistry()
+	registerModelMetrics(metricsReg)
+	t.Cleanup(func() { torchMetrics = nil })
 	dir := t.TempDir()
 	if err := testenv.MakeTorchFixtures(dir); err != nil {
 		t.Fatal(err)
@@ -53,5 +59,38 @@ func TestBuildModelsTorchScript(t *testing.T) {
 				t.Errorf("series %d step %d: quantiles %g %g %g not increasing", i, s, lo, mid, hi)
 			}
 		}
+	}
+	// One forward of the two series (batch_size 4), none failed.
+	want := map[string]float64{
+		"openanomaly_torch_forward_duration_seconds": 1, "openanomaly_torch_batch_size": 1,
+		"openanomaly_torch_forward_failures_total": 0,
+	}
+	mfs, err := metricsReg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		w, ok := want[mf.GetName()]
+		if !ok {
+			continue
+		}
+		delete(want, mf.GetName())
+		if len(mf.Metric) != 1 || mf.Metric[0].GetLabel()[0].GetValue() != "tiny" {
+			t.Errorf("%s: %v, want one series with model=tiny", mf.GetName(), mf.Metric)
+			continue
+		}
+		got := mf.Metric[0].GetCounter().GetValue()
+		if h := mf.Metric[0].GetHistogram(); h != nil {
+			got = float64(h.GetSampleCount())
+			if mf.GetName() == "openanomaly_torch_batch_size" && h.GetSampleSum() != 2 {
+				t.Errorf("batch size sum %v, want 2", h.GetSampleSum())
+			}
+		}
+		if got != w {
+			t.Errorf("%s = %v, want %v", mf.GetName(), got, w)
+		}
+	}
+	for name := range want {
+		t.Errorf("%s not registered", name)
 	}
 }

@@ -4,9 +4,14 @@ package e2e
 
 import (
 	"fmt"
+	"net/http"
 	"path/filepath"
 	"testing"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/openanomaly/openanomaly/internal/testenv"
 )
@@ -111,4 +116,37 @@ groups:
 			t.Errorf("labels of %s: want sidecar=e2e-torch and the input's job", s.Labels)
 		}
 	}
+	// The model's forwards are on /metrics under its config name: 16+ CPU
+	// series at batch_size 4 need several forwards, none failed.
+	resp, err := http.Get(sc.URL + "/metrics")
+	must(t, err)
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := parser.TextToMetricFamilies(resp.Body)
+	must(t, err)
+	tiny := func(name string) *dto.Metric {
+		if mf := mfs[name]; mf != nil {
+			for _, m := range mf.Metric {
+				for _, l := range m.Label {
+					if l.GetName() == "model" && l.GetValue() == "tiny" {
+						return m
+					}
+				}
+			}
+		}
+		t.Fatalf("/metrics: no %s{model=\"tiny\"}", name)
+		return nil
+	}
+	forwards := tiny("openanomaly_torch_forward_duration_seconds").GetHistogram().GetSampleCount()
+	batches := tiny("openanomaly_torch_batch_size").GetHistogram()
+	if forwards < 4 || batches.GetSampleCount() != forwards {
+		t.Errorf("%d forwards timed and %d batch sizes recorded, want the same, at least 4", forwards, batches.GetSampleCount())
+	}
+	if mean := batches.GetSampleSum() / float64(batches.GetSampleCount()); mean < 1 || mean > 4 {
+		t.Errorf("mean batch size %v, want within [1, batch_size 4]", mean)
+	}
+	if n := tiny("openanomaly_torch_forward_failures_total").GetCounter().GetValue(); n != 0 {
+		t.Errorf("%v failed forwards", n)
+	}
+	t.Logf("model tiny: %d forwards, mean batch %.2f", forwards, batches.GetSampleSum()/float64(batches.GetSampleCount()))
 }

@@ -16,6 +16,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/openanomaly/openanomaly/pkg/config"
 	"github.com/openanomaly/openanomaly/pkg/forecast"
@@ -44,6 +45,7 @@ type Model struct {
 	path      string
 	device    string
 	batchSize int
+	obs       *observer // nil: no metrics
 
 	// mu guards mod against Close while forwards run.
 	mu  sync.RWMutex
@@ -54,8 +56,9 @@ type Model struct {
 // contract (metadata present and valid, and a probe batch of two rows gives
 // output shapes that match it) and returns the model. cfg.Threads, when set,
 // is the intra-op thread count of this model's forwards (libtorch's
-// default: one per core).
-func New(cfg config.TorchScriptConfig) (*Model, error) {
+// default: one per core). Options (WithMetrics) apply to the forecasts, not
+// to the probe.
+func New(cfg config.TorchScriptConfig, opts ...Option) (*Model, error) {
 	device := cfg.Device
 	if device == "" {
 		device = "auto"
@@ -73,6 +76,9 @@ func New(cfg config.TorchScriptConfig) (*Model, error) {
 	if err != nil {
 		mod.close()
 		return nil, err
+	}
+	for _, o := range opts {
+		o(m)
 	}
 	// A Model dropped without Close (a reload that replaced it) still
 	// frees libtorch's memory.
@@ -202,7 +208,9 @@ func (m *Model) Forecast(ctx context.Context, req forecast.Request) ([]forecast.
 		for _, i := range batch {
 			in = appendContext(in, req.Histories[i], l)
 		}
+		start := time.Now()
 		res, err := m.run(in, len(batch))
+		m.obs.forward(len(batch), time.Since(start), err)
 		if err != nil {
 			return nil, fmt.Errorf("model %s: forward of %d series: %w", m.md.Name, len(batch), err)
 		}
