@@ -313,9 +313,19 @@ func (b *bench) run(ctx context.Context) error {
 
 	// Both stores hold the whole history.
 	for _, s := range []struct{ name, url string }{{"Prometheus", b.promURL}, {"VictoriaMetrics", b.vmURL}} {
-		n, err := countSamples(s.url, end, o.History)
-		if err != nil {
-			return fmt.Errorf("%s: count samples: %w", s.name, err)
+		// Imported data becomes searchable shortly after the import
+		// (VictoriaMetrics flushes its in-memory parts every second):
+		// ask again for a few seconds before calling a count short.
+		var n float64
+		for try := 0; ; try++ {
+			n, err = countSamples(s.url, end, o.History)
+			if err != nil {
+				return fmt.Errorf("%s: count samples: %w", s.name, err)
+			}
+			if int(n) == total || try == 20 {
+				break
+			}
+			sleepCtx(ctx, 500*time.Millisecond)
 		}
 		b.logf("%s holds %.0f history samples (want %d)", s.name, n, total)
 		if int(n) != total {
