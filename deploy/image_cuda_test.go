@@ -161,18 +161,7 @@ func TestDockerfileCUDA(t *testing.T) {
 		t.Errorf("libtorch/get-libtorch.sh does not default TORCH_VERSION to %s", version)
 	}
 
-	var stages [][]instruction
-	for _, in := range ins {
-		if in.cmd == "FROM" {
-			stages = append(stages, nil)
-		}
-		if len(stages) > 0 {
-			stages[len(stages)-1] = append(stages[len(stages)-1], in)
-		}
-	}
-	if len(stages) < 2 {
-		t.Fatalf("%d stages, want a build stage and a final one", len(stages))
-	}
+	stages := splitStages(t, ins)
 	var installs, builds bool
 	rpath := ""
 	for _, in := range stages[0] {

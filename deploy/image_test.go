@@ -182,18 +182,7 @@ func TestDockerfile(t *testing.T) {
 	lintDockerfile(t, dockerfile)
 
 	ins := readDockerfile(t, dockerfile)
-	var stages [][]instruction
-	for _, in := range ins {
-		if in.cmd == "FROM" {
-			stages = append(stages, nil)
-		}
-		if len(stages) > 0 {
-			stages[len(stages)-1] = append(stages[len(stages)-1], in)
-		}
-	}
-	if len(stages) < 2 {
-		t.Fatalf("%d stages, want a build stage and a final one", len(stages))
-	}
+	stages := splitStages(t, ins)
 	builds := false
 	for _, in := range stages[0] {
 		if in.cmd == "RUN" && strings.Contains(in.args, "./deploy/build.sh") {
@@ -258,4 +247,23 @@ func lintDockerfile(t *testing.T, path string) {
 	if b, err := exec.Command(hadolint, "--no-color", path).CombinedOutput(); err != nil {
 		t.Errorf("hadolint %s: %v\n%s", path, err, b)
 	}
+}
+
+// splitStages cuts a Dockerfile's instructions into its stages, each from
+// its FROM on, and fails unless there is a build stage and a final one.
+func splitStages(t *testing.T, ins []instruction) [][]instruction {
+	t.Helper()
+	var stages [][]instruction
+	for _, in := range ins {
+		if in.cmd == "FROM" {
+			stages = append(stages, nil)
+		}
+		if len(stages) > 0 {
+			stages[len(stages)-1] = append(stages[len(stages)-1], in)
+		}
+	}
+	if len(stages) < 2 {
+		t.Fatalf("%d stages, want a build stage and a final one", len(stages))
+	}
+	return stages
 }

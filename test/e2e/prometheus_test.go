@@ -12,7 +12,6 @@ import (
 	"github.com/prometheus/common/model"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/openanomaly/openanomaly/internal/testenv"
 	"github.com/openanomaly/openanomaly/pkg/rulefmt"
 )
 
@@ -23,12 +22,7 @@ func TestPrometheusNodeExporter(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test; runs without -short")
 	}
-	node := testenv.StartNodeExporter(t)
-	prom := testenv.StartPrometheus(t, testenv.PrometheusOptions{
-		ScrapeTargets:       []testenv.Target{{Job: "node", URL: node}},
-		ScrapeInterval:      time.Second,
-		RemoteWriteReceiver: true,
-	})
+	prom := startNodePrometheus(t)
 
 	config := fmt.Sprintf(`
 global:

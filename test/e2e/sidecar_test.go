@@ -324,3 +324,15 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// startNodePrometheus starts a real node_exporter and a real Prometheus that
+// scrapes it (and itself) every second, with its remote-write receiver on.
+func startNodePrometheus(t *testing.T) *testenv.Prometheus {
+	t.Helper()
+	node := testenv.StartNodeExporter(t)
+	return testenv.StartPrometheus(t, testenv.PrometheusOptions{
+		ScrapeTargets:       []testenv.Target{{Job: "node", URL: node}},
+		ScrapeInterval:      time.Second,
+		RemoteWriteReceiver: true,
+	})
+}

@@ -34,12 +34,7 @@ func TestTorchScriptPrometheus(t *testing.T) {
 	if err := testenv.MakeTorchFixtures(fixtures); err != nil {
 		t.Fatal(err)
 	}
-	node := testenv.StartNodeExporter(t)
-	prom := testenv.StartPrometheus(t, testenv.PrometheusOptions{
-		ScrapeTargets:       []testenv.Target{{Job: "node", URL: node}},
-		ScrapeInterval:      time.Second,
-		RemoteWriteReceiver: true,
-	})
+	prom := startNodePrometheus(t)
 
 	config := fmt.Sprintf(`
 global:
