@@ -64,7 +64,17 @@ func main() {
 	testRulesRun := testRulesCmd.Flag("run", "Run only the tests whose name matches this regular expression.").Regexp()
 	testRulesFiles := testRulesCmd.Arg("test-rule-file", "The unit-test files.").Required().ExistingFiles()
 
-	switch kingpin.MustParse(app.Parse(os.Args[1:])) {
+	extra := map[string]func() int{}
+	for _, add := range commands {
+		name, run := add(app)
+		extra[name] = run
+	}
+
+	cmd := kingpin.MustParse(app.Parse(os.Args[1:]))
+	if run, ok := extra[cmd]; ok {
+		os.Exit(run())
+	}
+	switch cmd {
 	case runCmd.FullCommand():
 		os.Exit(runSidecar(rc))
 	case checkConfigCmd.FullCommand():
@@ -75,6 +85,11 @@ func main() {
 		os.Exit(testRules(context.Background(), os.Stdout, *testRulesRun, *testRulesFiles...))
 	}
 }
+
+// commands holds the subcommands that live in their own files (backtest,
+// nab): each adds its command and flags to app in an init function and
+// returns the command's full name and what runs it, returning the exit code.
+var commands []func(app *kingpin.Application) (fullCommand string, run func() int)
 
 type runConfig struct {
 	configFile      string
