@@ -16,7 +16,6 @@ import (
 	"runtime"
 	"slices"
 	"sync"
-	"time"
 
 	"github.com/openanomaly/openanomaly/pkg/config"
 	"github.com/openanomaly/openanomaly/pkg/forecast"
@@ -46,6 +45,8 @@ type Model struct {
 	device    string
 	batchSize int
 	obs       *observer // nil: no metrics
+	family    Family
+	batch     batcher
 
 	// mu guards mod against Close while forwards run.
 	mu  sync.RWMutex
@@ -91,7 +92,7 @@ func newModel(md Metadata, mod module, path, device string, batchSize int) (*Mod
 	if batchSize <= 0 {
 		batchSize = DefaultBatchSize
 	}
-	m := &Model{md: md, path: path, device: device, batchSize: batchSize, mod: mod}
+	m := &Model{md: md, path: path, device: device, batchSize: batchSize, mod: mod, family: familyOf(md.Family)}
 	if err := m.probe(); err != nil {
 		return nil, err
 	}
@@ -170,77 +171,79 @@ func (m *Model) run(in []float32, b int) ([]float32, error) {
 
 // Forecast implements forecast.Model. Each history is cut to its newest L
 // points or NaN-left-padded to L; histories without a finite point in that
-// window get ErrInsufficientData. The rest run in batches of at most the
-// configured batch size. Requested quantiles between native levels are
+// window get ErrInsufficientData. The rest go to the model family's adapter
+// (Family), which runs them through the graph in batches of at most the
+// configured batch size, shared with the concurrent requests of other rules
+// on this model, and forecasts horizons beyond the file's native one where
+// the family knows how. Requested quantiles between native levels are
 // interpolated linearly; outside the native range they are extrapolated
-// linearly from the two outermost native levels. A horizon longer than the
-// file's fails the request: longer horizons need the model family's own
-// recursion, which is not implemented yet.
+// linearly from the two outermost native levels.
 func (m *Model) Forecast(ctx context.Context, req forecast.Request) ([]forecast.Forecast, error) {
-	if req.Horizon > m.md.Horizon {
-		return nil, fmt.Errorf("horizon %d is longer than the %d steps of model file %s (%s); horizons beyond a file's native one are not supported yet: export a file with a longer horizon",
-			req.Horizon, m.md.Horizon, m.path, m.md.Name)
-	}
 	if req.Horizon < 1 {
 		return nil, fmt.Errorf("horizon %d must be at least 1", req.Horizon)
 	}
 	mapping := mapQuantiles(m.md.Quantiles, req.Quantiles)
-	l, q, h := m.md.ContextLength, len(m.md.Quantiles), m.md.Horizon
+	l, q := m.md.ContextLength, len(m.md.Quantiles)
 
 	out := make([]forecast.Forecast, len(req.Histories))
-	rows := make([]int, 0, len(req.Histories)) // indices of the histories to run
+	idx := make([]int, 0, len(req.Histories)) // indices of the histories to run
 	for i, hist := range req.Histories {
 		if !anyFinite(hist[max(0, len(hist)-l):]) {
 			out[i].Err = fmt.Errorf("%w: no finite point in the newest %d", forecast.ErrInsufficientData, l)
 			continue
 		}
-		rows = append(rows, i)
+		idx = append(idx, i)
 	}
-	in := make([]float32, 0, min(len(rows), m.batchSize)*l)
+	if len(idx) == 0 {
+		return out, nil
+	}
+	flat := make([]float32, 0, len(idx)*l)
+	rows := make([][]float32, len(idx))
+	for r, i := range idx {
+		flat = appendContext(flat, req.Histories[i], l)
+		rows[r] = flat[r*l : (r+1)*l : (r+1)*l]
+	}
+	res, err := m.family.Forecast(ctx, m.md, m.forward, rows, req.Horizon)
+	if err != nil {
+		return nil, fmt.Errorf("model %s: %w", m.md.Name, err)
+	}
+	if len(res) != len(rows) {
+		return nil, fmt.Errorf("model %s: family %q returned %d forecasts for %d series", m.md.Name, m.md.Family, len(res), len(rows))
+	}
 	native := make([]float64, q)
-	for len(rows) > 0 {
-		if err := ctx.Err(); err != nil {
-			return nil, err
+	for r, i := range idx {
+		vals := make([][]float64, len(req.Quantiles))
+		for k := range vals {
+			vals[k] = make([]float64, req.Horizon)
 		}
-		batch := rows[:min(len(rows), m.batchSize)]
-		rows = rows[len(batch):]
-		in = in[:0]
-		for _, i := range batch {
-			in = appendContext(in, req.Histories[i], l)
-		}
-		start := time.Now()
-		res, err := m.run(in, len(batch))
-		m.obs.forward(len(batch), time.Since(start), err)
-		if err != nil {
-			return nil, fmt.Errorf("model %s: forward of %d series: %w", m.md.Name, len(batch), err)
-		}
-		for r, i := range batch {
-			vals := make([][]float64, len(req.Quantiles))
-			for k := range vals {
-				vals[k] = make([]float64, req.Horizon)
-			}
-			ok := true
-			for s := range req.Horizon {
-				for k := range q {
-					native[k] = float64(res[(r*q+k)*h+s])
+		ok := len(res[r]) == q
+		for s := 0; ok && s < req.Horizon; s++ {
+			for k := range q {
+				if len(res[r][k]) != req.Horizon {
+					ok = false
+					break
 				}
-				// Sorting is the standard fix for crossing quantiles
-				// (rearrangement); it never moves uncrossed ones.
-				slices.Sort(native)
-				for k, mp := range mapping {
-					v := mp.apply(native)
-					if math.IsNaN(v) || math.IsInf(v, 0) {
-						ok = false
-					}
-					vals[k][s] = v
-				}
+				native[k] = float64(res[r][k][s])
 			}
 			if !ok {
-				out[i].Err = errors.New("model returned a non-finite forecast")
-				continue
+				break
 			}
-			out[i].Values = vals
+			// Sorting is the standard fix for crossing quantiles
+			// (rearrangement); it never moves uncrossed ones.
+			slices.Sort(native)
+			for k, mp := range mapping {
+				v := mp.apply(native)
+				if math.IsNaN(v) || math.IsInf(v, 0) {
+					ok = false
+				}
+				vals[k][s] = v
+			}
 		}
+		if !ok {
+			out[i].Err = errors.New("model returned a non-finite forecast")
+			continue
+		}
+		out[i].Values = vals
 	}
 	return out, nil
 }

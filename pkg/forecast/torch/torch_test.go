@@ -19,6 +19,10 @@ type fakeModule struct {
 	out     func(row []float32, k, s int) float32
 	shape   [][]int64 // when set, returned instead of the right shapes
 	err     error
+	// gate, when set, is received from before each forward runs.
+	gate chan struct{}
+	// fail, when set, fails a forward whose batch holds a row it accepts.
+	fail func(row []float32) bool
 
 	mu      sync.Mutex
 	batches [][]float32
@@ -28,8 +32,16 @@ func (f *fakeModule) forward(in []float32, b, l int, outs [][]float32) ([][]int6
 	f.mu.Lock()
 	f.batches = append(f.batches, slices.Clone(in))
 	f.mu.Unlock()
+	if f.gate != nil {
+		<-f.gate
+	}
 	if f.err != nil {
 		return nil, f.err
+	}
+	for r := range b {
+		if f.fail != nil && f.fail(in[r*l:(r+1)*l]) {
+			return nil, errors.New("graph raised")
+		}
 	}
 	if f.shape != nil {
 		return f.shape, nil
@@ -161,7 +173,7 @@ func TestForecastSortsCrossingQuantiles(t *testing.T) {
 func TestForecastErrors(t *testing.T) {
 	m, f := newFake(t, 0)
 	req := forecast.Request{Histories: [][]float64{{1}, {2}}, Horizon: 4, Quantiles: []float64{0.5}}
-	if _, err := m.Forecast(context.Background(), req); err == nil || !strings.Contains(err.Error(), "horizon 4 is longer than the 3 steps") {
+	if _, err := m.Forecast(context.Background(), req); err == nil || !strings.Contains(err.Error(), "horizon 4 is longer than the file's 3 steps") {
 		t.Errorf("long horizon: %v", err)
 	}
 	req.Horizon = 1
