@@ -113,7 +113,7 @@ build-libtorch:
 	$(TORCH_ENV) $(GO) build -tags libtorch -ldflags '$(LDFLAGS)' -o bin/openanomaly-libtorch ./cmd/openanomaly
 
 vet-libtorch:
-	$(TORCH_ENV) $(GO) vet -tags libtorch ./pkg/forecast/torch/... ./cmd/openanomaly/... ./test/e2e/...
+	$(TORCH_ENV) $(GO) vet -tags libtorch ./pkg/forecast/torch/... ./pkg/forecast/tsfm/... ./cmd/openanomaly/... ./test/e2e/...
 
 # The tagged tests: fixtures are made by libtorch/make_fixtures.py with the
 # same torch the binary links (TORCH_PYTHON). In test/e2e only the
@@ -121,7 +121,7 @@ vet-libtorch:
 # libtorch first unless LIBTORCH was given.
 test-libtorch: $(if $(filter file,$(origin LIBTORCH)),libtorch) vet-libtorch
 	$(TORCH_ENV) OPENANOMALY_TORCH_PYTHON=$(TORCH_PYTHON) \
-	$(GO) test -tags libtorch $(TEST_FLAGS) ./pkg/forecast/torch/... ./cmd/openanomaly/...
+	$(GO) test -tags libtorch $(TEST_FLAGS) ./pkg/forecast/torch/... ./pkg/forecast/tsfm/... ./cmd/openanomaly/...
 	$(TORCH_ENV) OPENANOMALY_TORCH_PYTHON=$(TORCH_PYTHON) \
 	$(GO) test -tags libtorch $(TEST_FLAGS) -run 'TorchScript' ./test/e2e/...
 

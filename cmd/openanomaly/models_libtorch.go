@@ -8,6 +8,8 @@ import (
 	"github.com/openanomaly/openanomaly/pkg/config"
 	"github.com/openanomaly/openanomaly/pkg/forecast"
 	"github.com/openanomaly/openanomaly/pkg/forecast/torch"
+	// The foundation model families' adapters register themselves.
+	_ "github.com/openanomaly/openanomaly/pkg/forecast/tsfm"
 )
 
 // torchMetrics are the torchscript models' forward metrics, shared by every
