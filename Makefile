@@ -125,6 +125,13 @@ test-libtorch: $(if $(filter file,$(origin LIBTORCH)),libtorch) vet-libtorch
 	$(TORCH_ENV) OPENANOMALY_TORCH_PYTHON=$(TORCH_PYTHON) \
 	$(GO) test -tags libtorch $(TEST_FLAGS) -run 'TorchScript' ./test/e2e/...
 
+# The export tool's Python packages (libtorch/requirements-export.txt:
+# chronos-forecasting, timesfm) into the same venv, once; torch stays pinned.
+# Then: $(TORCH_PYTHON) libtorch/export.py --help (libtorch/MODELS.md).
+.PHONY: export-deps
+export-deps:
+	OPENANOMALY_CACHE=$(OPENANOMALY_CACHE) TORCH_VERSION=$(TORCH_VERSION) libtorch/get-export-deps.sh
+
 # bin/torch.test: the tagged tests as one binary, for libtorch/gpu-check.sh
 # on a machine without Go.
 torch-test-binary:
