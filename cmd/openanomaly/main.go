@@ -275,7 +275,7 @@ func loadGroups(cfg *config.Config) ([]pipeline.GroupOptions, error) {
 	for _, f := range files {
 		for _, rg := range f.Groups {
 			o := pipeline.GroupOptions{
-				Name: rg.Name, File: f.File(), Limit: rg.Limit,
+				Name: rg.Name, File: f.File(), Limit: rg.Limit, Concurrency: rg.Concurrency,
 				Interval:    time.Duration(cfg.Global.EvaluationInterval),
 				QueryOffset: time.Duration(cfg.Global.QueryOffset),
 			}

@@ -52,6 +52,14 @@ type Model interface {
 	Forecast(ctx context.Context, req Request) ([]Forecast, error)
 }
 
+// SharedBatches is implemented by models that put concurrent requests into
+// shared batches (torchscript models). The pipeline sends such a model a
+// rule's two requests, for scoring and for the horizons, at the same time,
+// so that they fill one forward instead of two.
+type SharedBatches interface {
+	SharesBatches() bool
+}
+
 // ErrInsufficientData marks a series with too few finite points for the model.
 // Wrap it to add detail; callers test with errors.Is and count the skip.
 var ErrInsufficientData = insufficientData{}

@@ -6,6 +6,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -16,6 +17,7 @@ type Group struct {
 	interval    time.Duration
 	queryOffset time.Duration
 	limit       int
+	concurrency int
 	rules       []*Rule
 
 	env    evalEnv
@@ -38,6 +40,9 @@ type GroupOptions struct {
 	Interval    time.Duration
 	QueryOffset time.Duration
 	Limit       int
+	// Concurrency is how many rules evaluate at once; 0 and 1 mean one
+	// after the other.
+	Concurrency int
 	Rules       []*Rule
 }
 
@@ -47,7 +52,7 @@ func newGroup(o GroupOptions, env evalEnv, logger *slog.Logger, now func() time.
 	env.interval = o.Interval
 	return &Group{
 		name: o.Name, file: o.File, interval: o.Interval, queryOffset: o.QueryOffset,
-		limit: o.Limit, rules: o.Rules, env: env,
+		limit: o.Limit, concurrency: max(1, o.Concurrency), rules: o.Rules, env: env,
 		logger:     logger.With("file", o.File, "group", o.Name),
 		now:        now,
 		done:       make(chan struct{}),
@@ -124,12 +129,38 @@ func (g *Group) Eval(ctx context.Context, ts time.Time) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, g.interval)
 	defer cancel()
-	for _, r := range g.rules {
+	evalRule := func(r *Rule) bool {
 		if err := r.eval(ctx, ts, g.env); err != nil {
 			if errors.Is(err, context.Canceled) && ctx.Err() != nil {
-				return
+				return false
 			}
 			g.logger.Warn("Pipeline evaluation failed", "pipeline", r.Name(), "err", err)
+		}
+		return true
+	}
+	if g.concurrency <= 1 || len(g.rules) < 2 {
+		for _, r := range g.rules {
+			if !evalRule(r) {
+				return
+			}
+		}
+	} else {
+		sem := make(chan struct{}, g.concurrency)
+		var wg sync.WaitGroup
+		var cancelled atomic.Bool
+		for _, r := range g.rules {
+			sem <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				if !evalRule(r) {
+					cancelled.Store(true)
+				}
+			}()
+		}
+		wg.Wait()
+		if cancelled.Load() {
+			return
 		}
 	}
 	d := time.Since(start)

@@ -131,3 +131,113 @@ func TestManagerReloadKeepsStateAndMarksRemovedStale(t *testing.T) {
 		m.Stop()
 	})
 }
+
+// peakModel records the most Forecast calls in flight at once; each call
+// takes 10 s of (fake) time.
+type peakModel struct {
+	inner   forecast.Model
+	shares  bool
+	running atomic.Int32
+	peak    atomic.Int32
+	calls   atomic.Int32
+}
+
+func (m *peakModel) SharesBatches() bool { return m.shares }
+
+func (m *peakModel) Forecast(ctx context.Context, req forecast.Request) ([]forecast.Forecast, error) {
+	n := m.running.Add(1)
+	defer m.running.Add(-1)
+	for {
+		p := m.peak.Load()
+		if n <= p || m.peak.CompareAndSwap(p, n) {
+			break
+		}
+	}
+	m.calls.Add(1)
+	time.Sleep(10 * time.Second)
+	return m.inner.Forecast(ctx, req)
+}
+
+// A group's concurrency bounds how many of its pipelines evaluate at once;
+// the default keeps them in order, one at a time.
+func TestGroupConcurrency(t *testing.T) {
+	for _, tc := range []struct {
+		concurrency int
+		want        int32
+	}{{0, 1}, {1, 1}, {2, 2}, {5, 3}} {
+		synctest.Test(t, func(t *testing.T) {
+			model := &peakModel{inner: builtin.Default()}
+			models := forecast.NewRegistry()
+			if err := models.Register("default", model); err != nil {
+				t.Fatal(err)
+			}
+			app := &recorder{}
+			m := NewManager(ManagerOptions{Appender: app, Registerer: prometheus.NewRegistry()})
+			var rules []*Rule
+			for _, name := range []string{"a", "b", "c"} {
+				rules = append(rules, testRule(t, func(r *rulefmt.Rule) { r.Forecast = name; r.Horizons = nil }))
+			}
+			err := m.Update(UpdateOptions{
+				Groups:  []GroupOptions{{Name: "g", File: "f.yml", Interval: time.Minute, Concurrency: tc.concurrency, Rules: rules}},
+				Querier: fakeQuerier(gen{lbls: labels.FromStrings("instance", "a"), f: daily(10, 3)}),
+				Models:  models,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(3 * time.Minute)
+			synctest.Wait()
+			m.Stop()
+			if got := model.peak.Load(); got != tc.want {
+				t.Errorf("concurrency %d: %d model calls at once, want %d", tc.concurrency, got, tc.want)
+			}
+			wrote := map[string]int{}
+			for _, s := range app.reset() {
+				wrote[s.lset.Get("pipeline")]++
+			}
+			for _, r := range rules {
+				if wrote[r.Name()] < 5 {
+					t.Errorf("concurrency %d: pipeline %s wrote %d samples, want at least 5", tc.concurrency, r.Name(), wrote[r.Name()])
+				}
+			}
+		})
+	}
+}
+
+// A model that shares batches gets a rule's score and horizon requests at
+// the same time; others get them one after the other.
+func TestRuleSendsBothRequestsAtOnceToBatchingModels(t *testing.T) {
+	for _, shares := range []bool{false, true} {
+		synctest.Test(t, func(t *testing.T) {
+			model := &peakModel{inner: builtin.Default(), shares: shares}
+			models := forecast.NewRegistry()
+			if err := models.Register("default", model); err != nil {
+				t.Fatal(err)
+			}
+			app := &recorder{}
+			r := testRule(t, nil)
+			m := NewManager(ManagerOptions{Appender: app, Registerer: prometheus.NewRegistry()})
+			err := m.Update(UpdateOptions{
+				Groups:  []GroupOptions{{Name: "g", File: "f.yml", Interval: time.Minute, Rules: []*Rule{r}}},
+				Querier: fakeQuerier(gen{lbls: labels.FromStrings("instance", "a"), f: daily(10, 3)}),
+				Models:  models,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(time.Minute + 45*time.Second)
+			synctest.Wait()
+			m.Stop()
+			want := int32(1)
+			if shares {
+				want = 2
+			}
+			if got := model.peak.Load(); got != want || model.calls.Load() < 2 {
+				t.Errorf("shares %v: %d requests at once (%d calls), want %d", shares, got, model.calls.Load(), want)
+			}
+			if st := r.Status(); st.Health != HealthOK {
+				t.Errorf("shares %v: %+v", shares, st)
+			}
+		})
+	}
+}

@@ -343,7 +343,19 @@ func (r *Rule) evalInner(ctx context.Context, ts time.Time, env evalEnv) (map[st
 
 	modelStart := time.Now()
 	var scored, future []forecast.Forecast
-	if len(prepared) > 0 {
+	if sb, ok := fm.(forecast.SharedBatches); ok && sb.SharesBatches() && len(prepared) > 0 && len(r.spec.Horizons) > 0 {
+		var futureErr error
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			future, futureErr = fm.Forecast(ctx, futureReq)
+		}()
+		scored, err = fm.Forecast(ctx, scoreReq)
+		<-done
+		if err == nil {
+			err = futureErr
+		}
+	} else if len(prepared) > 0 {
 		scored, err = fm.Forecast(ctx, scoreReq)
 		if err == nil && len(r.spec.Horizons) > 0 {
 			future, err = fm.Forecast(ctx, futureReq)

@@ -322,6 +322,9 @@ func (p *fileParser) validate() {
 		if g.Limit < 0 {
 			gs.errorf([]any{"limit"}, "limit %d must not be negative", g.Limit)
 		}
+		if g.Concurrency < 0 {
+			gs.errorf([]any{"concurrency"}, "concurrency %d must not be negative", g.Concurrency)
+		}
 		for ri := range g.Rules {
 			rs := &ruleScope{p: p, gi: gi, ri: ri, base: []any{"groups", gi, "rules", ri}}
 			r := &g.Rules[ri]

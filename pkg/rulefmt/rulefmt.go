@@ -31,6 +31,11 @@ type RuleGroup struct {
 	QueryOffset *model.Duration `yaml:"query_offset,omitempty"`
 	// Limit fails a rule whose query returns more series than this; 0 is no limit.
 	Limit int `yaml:"limit,omitempty"`
+	// Concurrency is how many of the group's pipelines evaluate at once, as
+	// in vmalert; 0 or 1 evaluates them one after the other, in order.
+	// Pipelines on one torchscript model that run at the same time share
+	// its forward batches.
+	Concurrency int `yaml:"concurrency,omitempty"`
 	// Rules are the group's pipelines.
 	Rules []Rule `yaml:"rules"`
 }

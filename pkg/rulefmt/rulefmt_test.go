@@ -213,6 +213,7 @@ func TestParseBad(t *testing.T) {
 			// A step that does not decode is reported once; the checks
 			// against it are skipped.
 			{"23:15", `rule "e": step: not a valid duration string: "5"`},
+			{"27:18", `group "conc": concurrency -2 must not be negative`},
 		}},
 		{"quantiles.bad.yaml", []want{
 			{"6:21", "quantile 0 is not between 0 and 1"},

@@ -128,8 +128,9 @@ func quantileLevel(s *schema) {
 // refinements are keyed by "Type.Field". Every key must name a field that
 // exists (generate fails otherwise), so they cannot drift from the types.
 var refinements = map[string]refinement{
-	"RuleGroup.Name":  {apply: func(s *schema) { s.MinLength = ptr(1) }},
-	"RuleGroup.Limit": {apply: func(s *schema) { s.Minimum = ptr(0.0); s.Default = 0 }},
+	"RuleGroup.Name":        {apply: func(s *schema) { s.MinLength = ptr(1) }},
+	"RuleGroup.Limit":       {apply: func(s *schema) { s.Minimum = ptr(0.0); s.Default = 0 }},
+	"RuleGroup.Concurrency": {apply: func(s *schema) { s.Minimum = ptr(0.0); s.Default = 1 }},
 	// Like Prometheus, a group without rules is accepted.
 	"RuleGroup.Rules": {optional: true},
 	"Rule.Forecast": {apply: func(s *schema) {

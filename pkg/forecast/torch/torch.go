@@ -99,6 +99,10 @@ func newModel(md Metadata, mod module, path, device string, batchSize int) (*Mod
 	return m, nil
 }
 
+// SharesBatches implements forecast.SharedBatches: concurrent requests
+// share forwards (see batcher.go).
+func (m *Model) SharesBatches() bool { return true }
+
 // Metadata returns the file's tsfm/v1 metadata.
 func (m *Model) Metadata() Metadata { return m.md }
 
