@@ -1,0 +1,208 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/common/promslog"
+	"github.com/prometheus/common/version"
+
+	"github.com/openanomaly/openanomaly/pkg/backtest"
+	"github.com/openanomaly/openanomaly/pkg/config"
+	"github.com/openanomaly/openanomaly/pkg/datasource"
+	"github.com/openanomaly/openanomaly/pkg/rulefmt"
+)
+
+func init() { commands = append(commands, addBacktestCommand) }
+
+// backtestConfig holds the backtest command's flags.
+type backtestConfig struct {
+	configFile     string
+	csv            []string
+	metric         string
+	start, end     string
+	interval       time.Duration
+	outputDir      string
+	remoteWriteURL string
+	resume         bool
+	parallelism    int
+	season         time.Duration
+	progress       string
+	files          []string
+}
+
+func addBacktestCommand(app *kingpin.Application) (string, func() int) {
+	cmd := app.Command("backtest", "Replay pipelines over a past range, from the store or from CSV files, and measure them.")
+	var bc backtestConfig
+	cmd.Flag("config.file", "Configuration file: the datasource to read history from (unless --csv is given), the models, global settings, and the rule_files when no pipeline file is given.").StringVar(&bc.configFile)
+	cmd.Flag("csv", "CSV file (timestamp,value) or directory of them to read history from instead of the store; repeatable. Each file is one series {__name__=<--csv.metric>, file=<path relative to the directory>}.").StringsVar(&bc.csv)
+	cmd.Flag("csv.metric", "Metric name of the CSV series.").Default(backtest.DefaultMetric).StringVar(&bc.metric)
+	cmd.Flag("start", "Start of the replay, RFC 3339 or Unix seconds. Default for CSV: each file's first row.").StringVar(&bc.start)
+	cmd.Flag("end", "End of the replay (inclusive), RFC 3339 or Unix seconds. Default for CSV: each file's last row.").StringVar(&bc.end)
+	cmd.Flag("interval", "Evaluate every interval instead of each group's interval (store) or every row's timestamp (CSV).").DurationVar(&bc.interval)
+	cmd.Flag("output.dir", "Directory for the outputs: series.om, scores/, report.json, report.html.").Default("backtest").StringVar(&bc.outputDir)
+	cmd.Flag("output.remote-write-url", "Also remote-write the emitted series here (e.g. VictoriaMetrics' http://host:8428/api/v1/write).").StringVar(&bc.remoteWriteURL)
+	cmd.Flag("resume", "Skip the files (CSV) or pipelines (store) that a previous run into --output.dir finished with the same inputs.").BoolVar(&bc.resume)
+	cmd.Flag("parallelism", "How many files or pipelines to replay at once; default GOMAXPROCS.").IntVar(&bc.parallelism)
+	cmd.Flag("metrics.season", "Seasonal lag of MASE's seasonal-naive scale.").Default("1d").DurationVar(&bc.season)
+	cmd.Flag("progress", "Progress on stderr: auto (a bar on a terminal, a line every 10s otherwise), bar, log or none.").Default("auto").EnumVar(&bc.progress, "auto", "bar", "log", "none")
+	cmd.Arg("pipeline-files", "Pipeline files to replay; default: the config's rule_files.").ExistingFilesVar(&bc.files)
+	return cmd.FullCommand(), func() int {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return runBacktest(ctx, bc, os.Stdout, os.Stderr, strings.Join(os.Args, " "))
+	}
+}
+
+// runBacktest runs the command and returns its exit code: 0 on success, 1
+// when it failed (every problem printed to stderr).
+func runBacktest(ctx context.Context, bc backtestConfig, stdout, stderr io.Writer, command string) int {
+	logger := promslog.New(&promslog.Config{Writer: stderr})
+	o, closeFn, err := backtestOptions(bc, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "backtest:", err)
+		return 1
+	}
+	o.Logger, o.Command = logger, command
+	res, err := backtest.Run(ctx, o)
+	if cerr := closeFn(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "backtest:", err)
+		return 1
+	}
+	for _, w := range res.Warnings {
+		fmt.Fprintln(stderr, "warning:", w)
+	}
+	fmt.Fprintf(stdout, "Replayed %d of %d units (%d resumed): %d evaluations, %d failed, %d points in %s (%.0f points/s)\n",
+		res.Units, res.Units+res.Resumed, res.Resumed, res.Evaluations, res.FailedEvaluations, res.Points,
+		res.Elapsed.Round(time.Millisecond), float64(res.Points)/res.Elapsed.Seconds())
+	fmt.Fprintf(stdout, "Outputs in %s: %s, %s, %s, %s/\n", o.OutputDir, backtest.SeriesFile, backtest.ReportJSON, backtest.ReportHTML, backtest.ScoresDir)
+	return 0
+}
+
+// backtestOptions turns the flags into backtest options: config, pipeline
+// files with the config's defaults, models, the source and the sinks.
+func backtestOptions(bc backtestConfig, stderr io.Writer) (backtest.Options, func() error, error) {
+	noop := func() error { return nil }
+	o := backtest.Options{
+		CSV: bc.csv, Metric: bc.metric, Interval: bc.interval, OutputDir: bc.outputDir,
+		Resume: bc.resume, Parallelism: bc.parallelism, Season: bc.season,
+	}
+	var err error
+	if bc.start != "" {
+		if o.Start, err = backtest.ParseTimestamp(bc.start); err != nil {
+			return o, noop, fmt.Errorf("--start: %w", err)
+		}
+	}
+	if bc.end != "" {
+		if o.End, err = backtest.ParseTimestamp(bc.end); err != nil {
+			return o, noop, fmt.Errorf("--end: %w", err)
+		}
+	}
+	if len(bc.csv) == 0 && bc.configFile == "" {
+		return o, noop, errors.New("give --config.file (to read from its datasource) or --csv")
+	}
+
+	// Without a config file (CSV only): the defaults, the built-in models.
+	def := config.DefaultConfig
+	cfg, errs := &def, []error(nil)
+	if bc.configFile != "" {
+		cfg, errs = config.LoadFile(bc.configFile)
+	}
+	if len(errs) > 0 {
+		return o, noop, errors.Join(errs...)
+	}
+	files := bc.files
+	if len(files) == 0 {
+		if bc.configFile == "" {
+			return o, noop, errors.New("no pipeline files given")
+		}
+		if files, err = cfg.RuleFilePaths(); err != nil {
+			return o, noop, err
+		}
+		if len(files) == 0 {
+			return o, noop, fmt.Errorf("%s: rule_files matches no pipeline file", bc.configFile)
+		}
+	}
+	var parsed []*rulefmt.RuleGroups
+	for _, f := range files {
+		rg, ferrs := rulefmt.ParseFile(f)
+		errs = append(errs, ferrs...)
+		if rg != nil {
+			parsed = append(parsed, rg)
+		}
+	}
+	errs = append(errs, config.CheckModels(cfg, parsed...)...)
+	errs = append(errs, rulefmt.CheckUnique(parsed...)...)
+	if len(errs) > 0 {
+		return o, noop, errors.Join(errs...)
+	}
+	for _, f := range parsed {
+		for _, rg := range f.Groups {
+			g := backtest.Group{
+				File: f.File(), Name: rg.Name, Limit: rg.Limit, Rules: rg.Rules,
+				Interval:    time.Duration(cfg.Global.EvaluationInterval),
+				QueryOffset: time.Duration(cfg.Global.QueryOffset),
+			}
+			if rg.Interval > 0 {
+				g.Interval = time.Duration(rg.Interval)
+			}
+			if rg.QueryOffset != nil {
+				g.QueryOffset = time.Duration(*rg.QueryOffset)
+			}
+			o.Groups = append(o.Groups, g)
+		}
+	}
+	o.MetricPrefix = cfg.Global.MetricPrefix
+	if o.Models, err = buildModels(cfg); err != nil {
+		return o, noop, err
+	}
+	if len(bc.csv) == 0 {
+		if o.Querier, err = datasource.FromConfig(cfg.Datasource, "openanomaly/"+version.Version); err != nil {
+			return o, noop, fmt.Errorf("datasource: %w", err)
+		}
+	}
+	o.Title = "Backtest of " + strings.Join(files, ", ")
+
+	switch bc.progress {
+	case "auto":
+		o.Progress, o.TTY = stderr, isTerminal(stderr)
+	case "bar":
+		o.Progress, o.TTY = stderr, true
+	case "log":
+		o.Progress = stderr
+	}
+	closeFn := noop
+	if bc.remoteWriteURL != "" {
+		rw, err := backtest.NewRemoteWriter(bc.remoteWriteURL, nil)
+		if err != nil {
+			return o, noop, err
+		}
+		o.Appender = rw
+		closeFn = func() error {
+			_, err := rw.Close(context.Background())
+			return err
+		}
+	}
+	return o, closeFn, nil
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}

@@ -1,0 +1,123 @@
+package backtest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+
+	"github.com/openanomaly/openanomaly/pkg/datasource"
+	"github.com/openanomaly/openanomaly/pkg/unittest"
+)
+
+// Engine settings as Prometheus runs them by default (--query.max-samples,
+// --query.timeout, --query.lookback-delta), as `openanomaly test rules`
+// uses them, so that an expr behaves as it does against the real server.
+const (
+	engineMaxSamples = 50_000_000
+	engineTimeout    = 2 * time.Minute
+	lookbackDelta    = 5 * time.Minute
+)
+
+// NewEngine returns a PromQL engine configured like Prometheus 3's
+// defaults: the @ modifier and negative offsets on (the replay clock hides
+// what they would see after the evaluation time), subqueries without a
+// step at subqueryStep.
+func NewEngine(subqueryStep time.Duration) *promql.Engine {
+	return promql.NewEngine(promql.EngineOpts{
+		MaxSamples:               engineMaxSamples,
+		Timeout:                  engineTimeout,
+		LookbackDelta:            lookbackDelta,
+		NoStepSubqueryIntervalFn: func(int64) int64 { return subqueryStep.Milliseconds() },
+		EnableAtModifier:         true,
+		EnableNegativeOffset:     true,
+		Parser:                   parser.NewParser(parser.Options{}),
+	})
+}
+
+// csvStore is one CSV file in a throw-away TSDB, under the metric name and
+// a `file` label.
+type csvStore struct {
+	dir  string
+	db   *tsdb.DB
+	lset labels.Labels
+}
+
+// openCSVStore loads f's rows into a new TSDB in a temporary directory.
+// NaN rows (empty cells) are stored as NaN, as a store would keep them; the
+// pipeline drops and counts them.
+func openCSVStore(ctx context.Context, f *CSVFile, metric string) (*csvStore, error) {
+	dir, err := os.MkdirTemp("", "openanomaly-backtest-")
+	if err != nil {
+		return nil, fmt.Errorf("create storage directory: %w", err)
+	}
+	opts := tsdb.DefaultOptions()
+	// Nothing outlives the replay: no WAL, no retention, no compaction
+	// (the head then holds the whole file, which is what we query).
+	opts.WALSegmentSize = -1
+	opts.RetentionDuration = 0
+	db, err := tsdb.Open(dir, nil, nil, opts, tsdb.NewDBStats())
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, fmt.Errorf("open storage: %w", err)
+	}
+	db.DisableCompactions()
+	s := &csvStore{dir: dir, db: db, lset: labels.FromStrings(labels.MetricName, metric, "file", f.Name)}
+	app := db.Appender(ctx)
+	var ref storage.SeriesRef
+	for _, r := range f.Rows {
+		if ref, err = app.Append(ref, s.lset, r.T, r.V); err != nil {
+			_ = app.Rollback()
+			_ = s.Close()
+			return nil, fmt.Errorf("%s: store the row at %s: %w", f.Path, time.UnixMilli(r.T).UTC().Format(time.RFC3339), err)
+		}
+	}
+	if err := app.Commit(); err != nil {
+		_ = s.Close()
+		return nil, fmt.Errorf("%s: store rows: %w", f.Path, err)
+	}
+	return s, nil
+}
+
+// Close closes the TSDB and removes its directory.
+func (s *csvStore) Close() error {
+	err := s.db.Close()
+	if rerr := os.RemoveAll(s.dir); err == nil {
+		err = rerr
+	}
+	return err
+}
+
+// until hides every sample after maxt (ms) from the queries made through
+// it: the replay clock. An evaluation at t sees what a live store had at t,
+// even through negative offsets or @ end().
+type until struct {
+	q    storage.Queryable
+	maxt int64
+}
+
+// Querier implements storage.Queryable.
+func (u until) Querier(mint, maxt int64) (storage.Querier, error) {
+	return u.q.Querier(mint, min(maxt, u.maxt))
+}
+
+// replayQuerier is a datasource.Querier over a TSDB whose visible time the
+// replay moves forward before each evaluation.
+type replayQuerier struct {
+	engine *promql.Engine
+	db     storage.Queryable
+	now    int64 // ms; nothing after it is visible
+}
+
+// QueryRange implements datasource.Querier through the PromQL engine, as
+// `openanomaly test rules` does.
+func (q *replayQuerier) QueryRange(ctx context.Context, query string, start, end time.Time, step time.Duration) (datasource.Result, error) {
+	uq := &unittest.Querier{Engine: q.engine, Queryable: until{q: q.db, maxt: q.now}}
+	return uq.QueryRange(ctx, query, start, end, step)
+}
