@@ -12,8 +12,8 @@
 // σ(y) = 2/(1+e^{5y}) − 1 (−1 for y > 3); later detections in the same
 // window add nothing, and a window without a detection costs −A_FN. Every
 // detection outside all windows costs A_FP·σ(|i−R'|/(W'−1)) when a window
-// R'..L' lies before it (nearly free right after a window, up to −A_FP far
-// from it) and −A_FP when none does. The raw score is the sum over the
+// of rows L'..R' (width W') ends before it (nearly free right after the
+// window, up to −A_FP far from it) and −A_FP when none does. The raw score is the sum over the
 // corpus; it is normalised as 100·(raw − null)/(perfect − null), where the
 // null detector misses every window (null = −A_FN·windows) and the perfect
 // one catches every window on its first row (perfect = A_TP·windows).
@@ -24,6 +24,11 @@
 // each window edge matches exactly one row, so duplicated timestamps (the
 // DST repeats of the AWS files) and a file that goes backwards in time
 // (machine_temperature_system_failure) are handled like NAB handles them.
+//
+// Typical use: LoadCorpus once, fill Detections (ReadResults reads them
+// from CSV files), then Optimize for NAB's corpus-optimised threshold or
+// Score for a fixed one, per profile. A loaded Corpus is never modified, so
+// it may be scored from several goroutines at once.
 package nab
 
 import (

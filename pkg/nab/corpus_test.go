@@ -70,13 +70,11 @@ func TestNABCorpus(t *testing.T) {
 
 // constant returns detections with every row scored v.
 func constant(c *Corpus, v float64) Detections {
-	d := Detections{}
-	for _, f := range c.Files {
-		s := make([]float64, len(f.Times))
+	d := c.NewDetections()
+	for _, s := range d {
 		for i := range s {
 			s[i] = v
 		}
-		d[f.Key] = s
 	}
 	return d
 }

@@ -15,6 +15,17 @@ import (
 // Scores are usually in [0, 1], as NAB expects, but any finite value works.
 type Detections map[string][]float64
 
+// NewDetections returns zero scores for every row of every file of c, for a
+// detector to fill in: d[key][i] is the score of row i of file key, whose
+// timestamp is c.File(key).Times[i].
+func (c *Corpus) NewDetections() Detections {
+	d := make(Detections, len(c.Files))
+	for _, f := range c.Files {
+		d[f.Key] = make([]float64, len(f.Times))
+	}
+	return d
+}
+
 // Result is a detector's NAB result under one profile and one threshold,
 // over a whole corpus.
 type Result struct {
