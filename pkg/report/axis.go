@@ -16,22 +16,24 @@ type tick struct {
 	label2 string
 }
 
-// niceTicks returns about n ticks at 1, 2 or 5 times a power of ten that
-// cover [lo, hi], and the covered range, which starts and ends on a tick.
+// niceTicks returns about n ticks at 1, 2 or 5 times a power of ten
+// inside [lo, hi], and the range itself (widened when empty). The range is
+// not rounded out to whole ticks: that can waste half the panel.
 func niceTicks(lo, hi float64, n int) (ticks []tick, first, last float64) {
 	if !(hi > lo) {
 		d := math.Max(math.Abs(lo)*0.1, 1)
 		lo, hi = lo-d, hi+d
 	}
+	// step ≤ 2.5·(hi−lo)/n, so at least two ticks fall inside.
 	step := niceStep((hi - lo) / float64(n))
 	// Ticks are k·step for integer k, not an accumulated sum, so that 0.1
 	// steps do not drift into 0.30000000000000004.
-	k0, k1 := math.Floor(lo/step+1e-9), math.Ceil(hi/step-1e-9)
+	k0, k1 := math.Ceil(lo/step-1e-9), math.Floor(hi/step+1e-9)
 	unit, suffix := compactUnit(math.Max(math.Abs(k0*step), math.Abs(k1*step)))
 	for k := k0; k <= k1; k++ {
 		ticks = append(ticks, tick{v: k * step, label: compactTick(k*step, step, unit, suffix)})
 	}
-	return ticks, k0 * step, k1 * step
+	return ticks, lo, hi
 }
 
 // niceStep rounds raw up to the nearest 1, 2 or 5 times a power of ten.

@@ -18,9 +18,9 @@ const (
 	mainH      = 230
 	mainBottom = mainTop + mainH
 	scoreTop   = mainBottom + 14
-	scoreH     = 64
+	scoreH     = 80
 	scoreBot   = scoreTop + scoreH
-	chartH     = scoreBot + 36
+	chartH     = scoreBot + 34
 	// buckets is the number of columns a series is reduced to: one per
 	// pixel of the plot at its design width.
 	buckets = plotW
@@ -64,7 +64,8 @@ func chartSVG(s *Series, id string) (string, bool) {
 	if math.IsNaN(smax) || smax <= smin {
 		smax = smin + 1
 	}
-	sTicks, slo, shi := niceTicks(smin, smax, 2)
+	smax += (smax - smin) * 0.05
+	sTicks, slo, shi := niceTicks(smin, smax, 3)
 	ys := func(v float64) float64 { return scoreBot - (v-slo)/(shi-slo)*scoreH }
 
 	var b strings.Builder
@@ -118,7 +119,6 @@ func chartSVG(s *Series, id string) (string, bool) {
 	for _, tk := range sTicks {
 		b.WriteString(`<text x="` + itoa(padL-6) + `" y="` + fmt1(ys(tk.v)+3.5) + `">` + tk.label + `</text>`)
 	}
-	b.WriteString(`<text x="` + itoa(padL-6) + `" y="` + itoa(scoreBot+28) + `">UTC</text>`)
 	b.WriteString(`</g><g class="xlab">`)
 	for _, tk := range tTicks {
 		x := xs(tk.v)
@@ -138,11 +138,11 @@ func chartSVG(s *Series, id string) (string, bool) {
 	if d := bandPath(ts, lower, upper, xs, yv); d != "" {
 		b.WriteString(`<path class="band" d="` + d + `"/>`)
 	}
-	if d := linePath(ts, median, xs, yv, false); d != "" {
-		b.WriteString(`<path class="med" d="` + d + `"/>`)
+	if l, d := linePath(ts, median, xs, yv, false); l != "" {
+		writeLine(&b, "med", l, d)
 	}
-	if d := linePath(ts, actual, xs, yv, false); d != "" {
-		b.WriteString(`<path class="act" d="` + d + `"/>`)
+	if l, d := linePath(ts, actual, xs, yv, false); l != "" {
+		writeLine(&b, "act", l, d)
 	}
 	dots, rug := detectionPaths(ts, actual, s.Detections, xs, yv, t0, t1)
 	if dots != "" {
@@ -152,8 +152,8 @@ func chartSVG(s *Series, id string) (string, bool) {
 
 	// Score panel.
 	b.WriteString(`<g clip-path="url(#` + id + `s)">`)
-	if d := linePath(ts, score, xs, ys, true); d != "" {
-		b.WriteString(`<path class="score" d="` + d + `"/>`)
+	if l, d := linePath(ts, score, xs, ys, true); l != "" {
+		writeLine(&b, "score", l, d)
 	}
 	if !math.IsNaN(th) && !math.IsInf(th, 0) {
 		b.WriteString(`<path class="thr" d="M` + itoa(padL) + ` ` + fmt1(ys(th)) + `h` + itoa(plotW) + `"/>`)
@@ -168,6 +168,16 @@ func chartSVG(s *Series, id string) (string, bool) {
 	}
 	b.WriteString(`</svg>`)
 	return b.String(), clipped
+}
+
+// writeLine writes a line and its lone points, if any.
+func writeLine(b *strings.Builder, class, line, dots string) {
+	if line != "" {
+		b.WriteString(`<path class="` + class + `" d="` + line + `"/>`)
+	}
+	if dots != "" {
+		b.WriteString(`<path class="` + class + ` pt" d="` + dots + `"/>`)
+	}
 }
 
 // sortedColumns returns the timestamps in increasing order and the value
@@ -249,8 +259,9 @@ func valueRange(actual, median, lower, upper []float64) (lo, hi float64, clipped
 // stay connected). With maxOnly a column gives its maximum alone: the
 // score's upper envelope, which is all a reader needs of it and half the
 // bytes.
-func linePath(ts []int64, vs []float64, xs, ys func(float64) float64, maxOnly bool) string {
-	var p path
+func linePath(ts []int64, vs []float64, xs, ys func(float64) float64, maxOnly bool) (line, dots string) {
+	var p, d path
+	p.dots = &d
 	t0, t1 := ts[0], ts[len(ts)-1]
 	col := func(t int64) int {
 		if t1 == t0 {
@@ -305,7 +316,7 @@ func linePath(ts []int64, vs []float64, xs, ys func(float64) float64, maxOnly bo
 	}
 	flush()
 	p.penUp()
-	return p.String()
+	return p.String(), d.String()
 }
 
 // bandPath draws the band as filled areas, one per run of columns where
@@ -435,6 +446,9 @@ type path struct {
 	down    bool
 	inLine  bool // the last command was l, so more pairs need no letter
 	segment int  // points in the current subpath
+	// dots, when set, receives each one-point subpath as a dot, since a
+	// lone sample between gaps is invisible at the line's width.
+	dots *path
 }
 
 func (p *path) moveTo(x, y float64) {
@@ -471,6 +485,10 @@ func (p *path) lineTo(x, y float64) {
 func (p *path) penUp() {
 	if p.down && p.segment == 1 && !p.inLine {
 		p.b.WriteString("h0")
+		if p.dots != nil {
+			p.dots.moveTo(float64(p.x)/10, float64(p.y)/10)
+			p.dots.raw("h0")
+		}
 	}
 	p.down, p.inLine, p.segment = false, false, 0
 }

@@ -194,7 +194,7 @@ const pageTemplate = `<!DOCTYPE html>
 html{scroll-behavior:smooth}
 body{margin:0;font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;color:var(--fg);background:var(--bg)}
 .layout{display:flex;align-items:flex-start}
-nav{position:sticky;top:0;flex:0 0 240px;max-height:100vh;overflow-y:auto;padding:16px 12px 16px 16px;border-right:1px solid var(--line);background:var(--panel);font-size:12.5px}
+nav{position:sticky;top:0;flex:0 0 240px;max-height:100vh;min-height:100vh;overflow-y:auto;padding:16px 12px 16px 16px;border-right:1px solid var(--line);background:var(--panel);font-size:12.5px}
 nav h2{font-size:11px;text-transform:uppercase;letter-spacing:.06em;color:var(--muted);margin:12px 0 6px}
 nav ol{list-style:none;margin:0;padding:0}
 nav li a{display:block;padding:2px 6px;border-radius:4px;color:var(--fg);text-decoration:none;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
@@ -229,7 +229,7 @@ section.series{margin:26px 0 8px;scroll-margin-top:8px}
 .k-score{width:18px;height:0;border-top:2px solid var(--score)}
 .k-thr{width:18px;height:0;border-top:1.5px dashed var(--thr)}
 .k-win{width:14px;height:10px;background:var(--win)}
-.k-det{width:7px;height:7px;border-radius:50%;background:var(--det)}
+.k-det{width:6px;height:6px;border-radius:50%;background:var(--det)}
 svg.chart{display:block;width:100%;height:auto;font-family:inherit}
 .chart text{font-size:11px;fill:var(--muted);font-variant-numeric:tabular-nums}
 .chart .ylab text{text-anchor:end}
@@ -244,8 +244,9 @@ svg.chart{display:block;width:100%;height:auto;font-family:inherit}
 .act{stroke:var(--act);stroke-width:1}
 .med{stroke:var(--med);stroke-width:1.4}
 .score{stroke:var(--score);stroke-width:1.2}
+.pt{stroke-width:4}
 .thr{stroke:var(--thr);stroke-width:1.2;stroke-dasharray:5 4;fill:none}
-.det{stroke:var(--det);stroke-width:5;stroke-linecap:round;fill:none}
+.det{stroke:var(--det);stroke-width:4.5;stroke-linecap:round;fill:none}
 .rug{stroke:var(--det);stroke-width:1.2;fill:none}
 .nodata{color:var(--muted);font-style:italic;padding:12px 0 12px 56px}
 a.top{font-size:12px;color:var(--muted);text-decoration:none;margin-left:8px;font-weight:400}
@@ -319,14 +320,14 @@ a.top{font-size:12px;color:var(--muted);text-decoration:none;margin-left:8px;fon
 <div class="legend">
 <span><i class="k-act"></i>actual</span>
 <span><i class="k-med"></i>median forecast</span>
-<span><i class="k-band"></i>{{$c.Legend.Band}}{{if $c.Legend.Clipped}} (clipped to the view){{end}}</span>
+<span><i class="k-band"></i>{{$c.Legend.Band}}{{if $c.Legend.Clipped}} (clipped){{end}}</span>
 <span><i class="k-score"></i>anomaly score</span>
 {{- if $c.Legend.Threshold}}
 <span><i class="k-thr"></i>threshold {{$c.Legend.Threshold}}</span>
 {{- end}}
 <span><i class="k-win"></i>labelled window{{if ne $c.Legend.Windows 1}}s{{end}} ({{$c.Legend.Windows}})</span>
 <span><i class="k-det"></i>detection{{if ne $c.Legend.Detected 1}}s{{end}} ({{$c.Legend.Detected}})</span>
-<span>{{$c.Points}} points</span>
+<span>{{$c.Points}} point{{if ne $c.Points 1}}s{{end}} · times UTC</span>
 </div>
 {{$c.SVG}}
 {{- end}}

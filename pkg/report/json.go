@@ -1,17 +1,104 @@
 package report
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
 	"math"
 	"strconv"
 )
 
-// WriteJSON writes r as indented JSON (NaN as null).
+// WriteJSON writes r as indented JSON (NaN as null). Arrays of numbers or
+// strings stay on one line: indenting every sample onto its own line would
+// triple the size of a file that is mostly samples.
 func WriteJSON(w io.Writer, r *Report) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(r)
+	compact, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	var b bytes.Buffer
+	b.Grow(len(compact) + len(compact)/8)
+	indentJSON(&b, compact)
+	_, err = w.Write(b.Bytes())
+	return err
+}
+
+// indentJSON indents valid compact JSON by two spaces per level, except
+// that an array holding no object or array is written on one line.
+func indentJSON(dst *bytes.Buffer, src []byte) {
+	depth := 0
+	newline := func() {
+		dst.WriteByte('\n')
+		for range depth {
+			dst.WriteString("  ")
+		}
+	}
+	for i := 0; i < len(src); i++ {
+		switch c := src[i]; c {
+		case '"':
+			j := stringEnd(src, i)
+			dst.Write(src[i:j])
+			i = j - 1
+		case '{', '[':
+			if end, flat := flatArray(src, i); flat {
+				dst.Write(src[i:end])
+				i = end - 1
+				continue
+			}
+			if i+1 < len(src) && (src[i+1] == '}' || src[i+1] == ']') {
+				dst.Write(src[i : i+2])
+				i++
+				continue
+			}
+			dst.WriteByte(c)
+			depth++
+			newline()
+		case '}', ']':
+			depth--
+			newline()
+			dst.WriteByte(c)
+		case ',':
+			dst.WriteByte(',')
+			newline()
+		case ':':
+			dst.WriteString(": ")
+		default:
+			dst.WriteByte(c)
+		}
+	}
+	dst.WriteByte('\n')
+}
+
+// stringEnd returns the index just past the JSON string starting at i.
+func stringEnd(src []byte, i int) int {
+	for j := i + 1; j < len(src); j++ {
+		switch src[j] {
+		case '\\':
+			j++
+		case '"':
+			return j + 1
+		}
+	}
+	return len(src)
+}
+
+// flatArray reports whether src[i] opens an array without nested arrays or
+// objects, and where it ends.
+func flatArray(src []byte, i int) (end int, flat bool) {
+	if src[i] != '[' {
+		return 0, false
+	}
+	for j := i + 1; j < len(src); j++ {
+		switch src[j] {
+		case '"':
+			j = stringEnd(src, j) - 1
+		case '[', '{':
+			return 0, false
+		case ']':
+			return j + 1, true
+		}
+	}
+	return 0, false
 }
 
 // nullFloat is a float64 that is null in JSON when NaN or ±Inf, and NaN

@@ -68,3 +68,33 @@ func nanMask(r *Report) any {
 	}
 	return v
 }
+
+// TestJSONLayout checks the indentation keeps sample arrays on one line
+// and leaves strings alone, brackets, quotes and escapes included.
+func TestJSONLayout(t *testing.T) {
+	tricky := `a "[b]" {c}, d: \ e` + "\n"
+	in := &Report{
+		Title:   tricky,
+		Summary: []Table{{Title: "t", Columns: []string{tricky, "x"}, Rows: []Row{}}},
+		Series: []Series{{
+			Rule: "r", Labels: map[string]string{tricky: tricky},
+			Timestamps: []int64{1, 2}, Actual: Floats{1.5, math.NaN()},
+		}},
+	}
+	var b bytes.Buffer
+	if err := WriteJSON(&b, in); err != nil {
+		t.Fatal(err)
+	}
+	var out Report
+	if err := json.Unmarshal(b.Bytes(), &out); err != nil {
+		t.Fatalf("invalid JSON: %v\n%s", err, b.String())
+	}
+	if out.Title != tricky || out.Series[0].Labels[tricky] != tricky || out.Summary[0].Columns[0] != tricky {
+		t.Errorf("strings changed: %q", out.Title)
+	}
+	for _, want := range []string{`"actual": [1.5,null]`, `"timestamps": [1,2]`, `"rows": []`, "\n    {\n      \"rule\": \"r\""} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("JSON lacks %q:\n%s", want, b.String())
+		}
+	}
+}
