@@ -1,0 +1,302 @@
+"""TimesFM 2.5 for the export tool: the official torch module of the pinned
+`timesfm` package (3.0.2, `timesfm.timesfm_2p5.timesfm_2p5_torch`) wrapped so
+that one forward does, inside the graph, what the official forecast
+(`TimesFM_2p5.forecast` -> `compiled_decode` -> `decode`) does before and
+after the network for one decoding chain:
+
+  1. missing values: leading NaNs (and the contract's NaN left padding) become
+     masked zero padding, interior NaNs are interpolated linearly, trailing
+     NaNs repeat the last observed value (the official `strip_leading_nans`,
+     `linear_interpolation` and zero padding to max_context = L);
+  2. the global normalisation of `normalize_inputs=True` (mean and standard
+     deviation over the padded row of L values, as the official code takes
+     them);
+  3. the per-patch running normalisation of `decode` (`update_running_stats`
+     and `revin`, the official functions), the forward (full causal
+     attention over the patches, no KV cache: equivalent to the prefill and
+     to every cached decoding step), and de-normalisation;
+  4. the decoding passes of 128 up to the file's horizon H, each feeding the
+     previous pass's median (`decode_index` 5) back as four new patches;
+  5. `use_continuous_quantile_head=True`: quantile k at step s is
+     spread_k[s] - spread_median[s] + median[s], the spread from the 1024-long
+     quantile head of the first pass;
+  6. the global de-normalisation.
+
+Output: float32 [B, 9, H], the quantiles 0.1 ... 0.9 of this one chain (the
+model's mean, output index 0, is dropped). What the official forecast does
+across chains stays outside: `force_flip_invariance` (a second chain on the
+negated context, averaged with flipped quantiles), `fix_quantile_crossing`
+and `infer_is_positive` are in the Go adapter (pkg/forecast/tsfm/timesfm.go),
+which also runs further passes beyond H. Each is linear or commutes with the
+steps above, so the combination equals the official order (flip average,
+continuous head, crossing fix, de-normalisation, positivity clamp).
+"""
+
+import dataclasses
+import math
+
+import torch
+
+# The published checkpoints' configurations, transcribed from
+# timesfm 3.0.2 `TimesFM_2p5_200M_Definition` (timesfm_2p5_base.py), and a
+# small one with the same architecture for tests (random weights only).
+QUANTILES = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+
+MODELS = {
+    "google/timesfm-2.5-200m-pytorch": {
+        "family": "timesfm-2.5",
+        "name": "timesfm-2.5-200m",
+        "license": "Apache-2.0",
+        "patch_size": 32,          # input_patch_len: context must be a multiple
+        "output_patch_len": 128,   # one decoding pass
+        "output_quantile_len": 1024,
+        "context_limit": 16384,    # context + horizon
+        "max_horizon": 1024,       # the continuous quantile head's length
+        "num_layers": 20,
+        "model_dims": 1280,
+        "hidden_dims": 1280,       # feed-forward
+        "num_heads": 16,
+        "tokenizer_hidden_dims": 1280,
+        "quantiles": QUANTILES,
+    },
+    # Tests: the same architecture (every layer kind, patch sizes, heads of
+    # 128 x 10 and 1024 x 10), two layers of 64 dimensions. No checkpoint.
+    "test/timesfm-2.5-tiny": {
+        "family": "timesfm-2.5",
+        "name": "timesfm-2.5-tiny",
+        "license": "Apache-2.0",
+        "random_init_only": True,
+        "patch_size": 32,
+        "output_patch_len": 128,
+        "output_quantile_len": 1024,
+        "context_limit": 16384,
+        "max_horizon": 1024,
+        "num_layers": 2,
+        "model_dims": 64,
+        "hidden_dims": 64,
+        "num_heads": 4,
+        "tokenizer_hidden_dims": 64,
+        "quantiles": QUANTILES,
+    },
+}
+
+# The forecast settings the graph and the Go adapter implement together; the
+# parity test compiles the official model with exactly these.
+FORECAST_SETTINGS = {
+    "normalize_inputs": True,
+    "use_continuous_quantile_head": True,
+    "force_flip_invariance": True,   # Go adapter
+    "infer_is_positive": True,       # Go adapter
+    "fix_quantile_crossing": True,   # Go adapter
+    "return_backcast": False,
+}
+
+
+def definition(cfg: dict):
+    """The official TimesFM_2p5_200M_Definition with cfg's dimensions."""
+    from timesfm import configs
+    from timesfm.timesfm_2p5 import timesfm_2p5_base as base
+
+    d = base.TimesFM_2p5_200M_Definition()
+    md, q = cfg["model_dims"], len(cfg["quantiles"]) + 1
+    return dataclasses.replace(
+        d,
+        input_patch_len=cfg["patch_size"],
+        output_patch_len=cfg["output_patch_len"],
+        output_quantile_len=cfg["output_quantile_len"],
+        quantiles=list(cfg["quantiles"]),
+        tokenizer=dataclasses.replace(
+            d.tokenizer, input_dims=2 * cfg["patch_size"],
+            hidden_dims=cfg["tokenizer_hidden_dims"], output_dims=md),
+        stacked_transformers=configs.StackedTransformersConfig(
+            num_layers=cfg["num_layers"],
+            transformer=dataclasses.replace(
+                d.stacked_transformers.transformer, model_dims=md,
+                hidden_dims=cfg["hidden_dims"], num_heads=cfg["num_heads"])),
+        output_projection_point=dataclasses.replace(
+            d.output_projection_point, input_dims=md, hidden_dims=md,
+            output_dims=cfg["output_patch_len"] * q),
+        output_projection_quantiles=dataclasses.replace(
+            d.output_projection_quantiles, input_dims=md, hidden_dims=md,
+            output_dims=cfg["output_quantile_len"] * q),
+    )
+
+
+def official_module(cfg: dict):
+    """The official TimesFM_2p5_200M_torch_module, built with cfg's
+    dimensions (the published configuration gives the class itself)."""
+    from timesfm.timesfm_2p5 import timesfm_2p5_torch as t
+
+    defn = definition(cfg)
+    if defn == t.TimesFM_2p5_200M_torch_module.config:
+        return t.TimesFM_2p5_200M_torch_module()
+
+    class Module(t.TimesFM_2p5_200M_torch_module):
+        config = defn
+
+    return Module()
+
+
+def randomize(module: torch.nn.Module, seed: int) -> None:
+    """Deterministic random weights. The official init leaves every RMSNorm
+    scale at 0 (the network would output zeros), so every parameter is
+    drawn: linear weights N(0, 1/fan_in), biases N(0, 0.02^2), norm scales
+    1 + N(0, 0.1^2), per-dimension attention scales N(0, 0.1^2)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in sorted(module.named_parameters()):
+            n = torch.randn(p.shape, generator=g, dtype=torch.float32)
+            if name.endswith("per_dim_scale.per_dim_scale"):
+                p.copy_(0.1 * n)
+            elif name.endswith(".scale"):
+                p.copy_(1 + 0.1 * n)
+            elif name.endswith(".bias"):
+                p.copy_(0.02 * n)
+            else:
+                p.copy_(n / math.sqrt(p.shape[-1]))
+
+
+def load_checkpoint(module: torch.nn.Module, model_id: str) -> None:
+    """The published weights from the Hugging Face hub (or a local folder
+    with model.safetensors), as the official load_checkpoint reads them."""
+    import os
+    from safetensors.torch import load_file
+
+    if os.path.isdir(model_id):
+        path = os.path.join(model_id, "model.safetensors")
+    else:
+        from huggingface_hub import hf_hub_download
+        path = hf_hub_download(repo_id=model_id, filename="model.safetensors")
+    module.load_state_dict(load_file(path), strict=True)
+
+
+class TimesFM25(torch.nn.Module):
+    """context float32 [B, L] (NaN = missing / left padding) -> quantiles
+    float32 [B, 9, H] of one decoding chain in the data's units (see the
+    module docstring)."""
+
+    def __init__(self, core: torch.nn.Module, context: int, horizon: int):
+        super().__init__()
+        self.core = core
+        self.p, self.o, self.os = core.p, core.o, core.os
+        self.aridx = core.aridx
+        self.context, self.horizon = context, horizon
+        self.passes = (horizon - 1) // self.o + 1
+
+    def prepare(self, c: torch.Tensor):
+        """Leading NaNs -> masked zeros, interior NaNs -> linear
+        interpolation, trailing NaNs -> the last observed value."""
+        b, n = c.shape
+        valid = ~torch.isnan(c)
+        idx = torch.arange(n, device=c.device).unsqueeze(0).expand(b, n)
+        minus = torch.full_like(idx, -1)
+        prev = torch.cummax(torch.where(valid, idx, minus), dim=1).values
+        rev = torch.where(valid, (n - 1) - idx, minus).flip(1)
+        nxt = (n - 1) - torch.cummax(rev, dim=1).values.flip(1)  # n: none
+        lead = prev < 0
+        tail = nxt >= n
+        v = torch.where(valid, c, torch.zeros_like(c))
+        vp = torch.gather(v, 1, prev.clamp(min=0))
+        vn = torch.gather(v, 1, nxt.clamp(max=n - 1))
+        span = (nxt - prev).clamp(min=1).to(c.dtype)
+        frac = (idx - prev).to(c.dtype) / span
+        interp = vp + (vn - vp) * frac
+        filled = torch.where(valid, c, torch.where(tail, vp, interp))
+        filled = torch.where(lead, torch.zeros_like(c), filled)
+        return filled, lead
+
+    def one_pass(self, x: torch.Tensor, mask: torch.Tensor):
+        """The official decode's prefill for the row: running per-patch
+        normalisation, forward, de-normalisation. Returns the last patch's
+        point output [B, 128, 10] and quantile spread [B, 1024, 10]."""
+        from timesfm.torch import util
+
+        b = x.shape[0]
+        px = x.reshape(b, -1, self.p)
+        pm = mask.reshape(b, -1, self.p)
+        n = torch.zeros(b, device=x.device)
+        mu = torch.zeros(b, device=x.device)
+        sigma = torch.zeros(b, device=x.device)
+        mus, sigmas = [], []
+        for i in range(px.shape[1]):
+            (n, mu, sigma), _ = util.update_running_stats(n, mu, sigma, px[:, i], pm[:, i])
+            mus.append(mu)
+            sigmas.append(sigma)
+        cmu = torch.stack(mus, dim=1)
+        csigma = torch.stack(sigmas, dim=1)
+        normed = util.revin(px, cmu, csigma, reverse=False)
+        normed = torch.where(pm, 0.0, normed)
+        (_, _, out, spread), _ = self.core(normed, pm)
+        last_mu, last_sigma = cmu[:, -1], csigma[:, -1]
+        point = util.revin(out[:, -1], last_mu, last_sigma, reverse=True)
+        spread = util.revin(spread[:, -1], last_mu, last_sigma, reverse=True)
+        return point.reshape(b, self.o, -1), spread.reshape(b, self.os, -1)
+
+    def forward(self, context: torch.Tensor) -> torch.Tensor:
+        from timesfm.torch import util
+
+        x, mask = self.prepare(context)
+        # normalize_inputs: torch.mean / torch.std over the padded row
+        gmu = torch.mean(x, dim=-1, keepdim=True)
+        gsigma = torch.std(x, dim=-1, keepdim=True)
+        x = util.revin(x, gmu, gsigma, reverse=False)
+        points = []
+        spread = None
+        for k in range(self.passes):
+            point, s = self.one_pass(x, mask)
+            if spread is None:
+                spread = s
+            points.append(point)
+            if k + 1 < self.passes:
+                x = torch.cat([x, point[:, :, self.aridx]], dim=1)
+                mask = torch.cat([mask, torch.zeros_like(point[:, :, 0], dtype=torch.bool)], dim=1)
+        full = torch.cat(points, dim=1)[:, : self.horizon]  # [B, H, 10]
+        med = full[:, :, self.aridx: self.aridx + 1]
+        s = spread[:, : self.horizon]
+        q = s[:, :, 1:] - s[:, :, self.aridx: self.aridx + 1] + med  # continuous head
+        q = util.revin(q, gmu, gsigma, reverse=True)
+        return q.transpose(1, 2).contiguous()
+
+
+def check(model_id: str, context: int, horizon: int) -> None:
+    """Argument checks the family adds to the frame's (unknown model,
+    context not a multiple of the patch, limits)."""
+    if model_id not in MODELS:
+        raise ValueError(f"unknown TimesFM model {model_id!r}; known: {sorted(MODELS)}")
+    cfg = MODELS[model_id]
+    p = cfg["patch_size"]
+    if context < p or context % p:
+        raise ValueError(f"{model_id}: context {context} must be a positive multiple of the input patch size {p}")
+    if not 1 <= horizon <= cfg["max_horizon"]:
+        raise ValueError(f"{model_id}: horizon {horizon} must be in 1..{cfg['max_horizon']} (the continuous quantile head's length; "
+                         f"the Go adapter forecasts further in passes when the horizon is a multiple of {cfg['output_patch_len']})")
+    o = cfg["output_patch_len"]
+    if context + ((horizon - 1) // o + 1) * o > cfg["context_limit"]:
+        raise ValueError(f"{model_id}: context {context} + horizon {horizon} (rounded up to a multiple of {o}) exceeds the model's limit {cfg['context_limit']}")
+
+
+def build(model_id: str, context: int, horizon: int, random_init: bool, seed: int, device: str):
+    """The plugin contract: (module float32 [B, L] -> [B, 9, H], meta)."""
+    check(model_id, context, horizon)
+    cfg = MODELS[model_id]
+    if not random_init and cfg.get("random_init_only"):
+        raise ValueError(f"{model_id} is a test configuration without a checkpoint: use --random-init")
+    core = official_module(cfg)
+    if random_init:
+        randomize(core, seed)
+    else:
+        load_checkpoint(core, model_id)
+    core = core.to(device).eval()
+    module = TimesFM25(core, context, horizon).to(device).eval()
+    meta = {
+        "family": cfg["family"],
+        "name": cfg["name"],
+        "quantiles": list(cfg["quantiles"]),
+        "patch_size": cfg["patch_size"],
+        "output_patch_len": cfg["output_patch_len"],
+        "output_quantile_len": cfg["output_quantile_len"],
+        "decode_passes": module.passes,
+        "forecast_settings": dict(FORECAST_SETTINGS),
+        "license": cfg["license"],
+    }
+    return module, meta
