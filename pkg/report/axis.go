@@ -24,7 +24,7 @@ func niceTicks(lo, hi float64, n int) (ticks []tick, first, last float64) {
 		d := math.Max(math.Abs(lo)*0.1, 1)
 		lo, hi = lo-d, hi+d
 	}
-	// step ≤ 2.5·(hi−lo)/n, so at least two ticks fall inside.
+	// step ≤ 1.43·(hi−lo)/n, so at least n/1.43−1 ticks fall inside.
 	step := niceStep((hi - lo) / float64(n))
 	// Ticks are k·step for integer k, not an accumulated sum, so that 0.1
 	// steps do not drift into 0.30000000000000004.
@@ -36,18 +36,20 @@ func niceTicks(lo, hi float64, n int) (ticks []tick, first, last float64) {
 	return ticks, lo, hi
 }
 
-// niceStep rounds raw up to the nearest 1, 2 or 5 times a power of ten.
+// niceStep rounds raw to 1, 2 or 5 times a power of ten.
 func niceStep(raw float64) float64 {
 	if !(raw > 0) || math.IsInf(raw, 0) {
 		return 1
 	}
 	mag := math.Pow(10, math.Floor(math.Log10(raw)))
+	// Round to the nearest of 1, 2, 5 and 10 on a log scale, so the
+	// count of ticks stays within about n·⅔ and n·1.5.
 	switch norm := raw / mag; {
-	case norm <= 1:
+	case norm < 1.5:
 		return mag
-	case norm <= 2:
+	case norm < 3:
 		return 2 * mag
-	case norm <= 5:
+	case norm < 7:
 		return 5 * mag
 	default:
 		return 10 * mag

@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // The chart's geometry in SVG user units; the SVG scales to the page width
@@ -85,8 +86,11 @@ func chartSVG(s *Series, id string) (string, bool) {
 			// Keep a window narrower than a pixel visible.
 			x0, x1 = (x0+x1)/2-1, (x0+x1)/2+1
 		}
+		// The tooltip gives the window's exact range (dates only, no
+		// user data).
+		tip := `<title>labelled window ` + utcMinute(w.Start) + ` – ` + utcMinute(w.End) + ` UTC</title>`
 		for _, p := range [][2]float64{{mainTop, mainH}, {scoreTop, scoreH}} {
-			b.WriteString(`<rect class="win" x="` + fmt1(x0) + `" y="` + fmt1(p[0]) + `" width="` + fmt1(x1-x0) + `" height="` + fmt1(p[1]) + `"/>`)
+			b.WriteString(`<rect class="win" x="` + fmt1(x0) + `" y="` + fmt1(p[0]) + `" width="` + fmt1(x1-x0) + `" height="` + fmt1(p[1]) + `">` + tip + `</rect>`)
 		}
 	}
 
@@ -421,6 +425,9 @@ func detectionPaths(ts []int64, actual []float64, det []int64, xs, ys func(float
 	}
 	return d.String(), r.String()
 }
+
+// utcMinute formats milliseconds as a UTC time to the minute.
+func utcMinute(ms int64) string { return time.UnixMilli(ms).UTC().Format("2006-01-02 15:04") }
 
 // colX is the centre of pixel column c.
 func colX(c int) float64 { return padL + (float64(c)+0.5)*plotW/buckets }

@@ -118,6 +118,14 @@ func sampleReport(t testing.TB) *Report {
 				Note: "Numbers made up for the rendering fixture; the backtest fills the real ones.",
 			},
 			{
+				Title:   "Per file (fixture numbers)",
+				Columns: []string{"file", "windows", "detections"},
+				Rows: []Row{
+					{Name: "realKnownCause/machine_temperature_system_failure.csv", Values: Floats{4, 208}},
+					{Name: "realKnownCause/nyc_taxi.csv", Values: Floats{5, 169}},
+				},
+			},
+			{
 				Title:   "Forecast quality",
 				Columns: []string{"model", "MASE", "WQL", "coverage 90 %"},
 				Rows:    []Row{{Name: "seasonal_naive", Values: Floats{1, 0.1234, 0.87}}},

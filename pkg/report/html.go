@@ -41,20 +41,28 @@ type tableData struct {
 }
 
 type rowData struct {
-	Name  string
+	Name string
+	// Link is the id of the chart the row is about, if its name names
+	// exactly one series.
+	Link  string
 	Cells []string
 }
 
 type chartData struct {
-	ID      string
-	Rule    string
-	Labels  string
-	Short   string
-	Metrics []metricData
-	Legend  legendData
-	Points  int
-	SVG     template.HTML
-	Empty   bool
+	ID     string
+	Rule   string
+	Labels string
+	// Group and Short are the chart's entry in the contents: the CSV
+	// file's folder and its name, or the rule and the labels.
+	Group string
+	Short string
+	// NewGroup says the entry starts a group in the contents.
+	NewGroup bool
+	Metrics  []metricData
+	Legend   legendData
+	Points   int
+	SVG      template.HTML
+	Empty    bool
 }
 
 type metricData struct{ Name, Value string }
@@ -78,10 +86,11 @@ func newPageData(r *Report) pageData {
 	if !r.Start.IsZero() || !r.End.IsZero() {
 		d.Range = r.Start.UTC().Format(time.DateTime) + " – " + r.End.UTC().Format(time.DateTime) + " UTC"
 	}
+	links := seriesNames(r.Series)
 	for _, t := range r.Summary {
 		td := tableData{Title: t.Title, Columns: t.Columns, Note: t.Note}
 		for _, row := range t.Rows {
-			rd := rowData{Name: row.Name}
+			rd := rowData{Name: row.Name, Link: links[row.Name]}
 			for _, v := range row.Values {
 				rd.Cells = append(rd.Cells, tableNumber(v))
 			}
@@ -90,7 +99,9 @@ func newPageData(r *Report) pageData {
 		d.Tables = append(d.Tables, td)
 	}
 	for i := range r.Series {
-		d.Charts = append(d.Charts, newChartData(&r.Series[i], "s"+strconv.Itoa(i+1)))
+		c := newChartData(&r.Series[i], "s"+strconv.Itoa(i+1))
+		c.NewGroup = c.Group != "" && (i == 0 || c.Group != d.Charts[i-1].Group)
+		d.Charts = append(d.Charts, c)
 	}
 	return d
 }
@@ -100,9 +111,9 @@ func newChartData(s *Series, id string) chartData {
 		ID:     id,
 		Rule:   s.Rule,
 		Labels: formatLabels(s.Labels),
-		Short:  shortName(s),
 		Points: len(s.Timestamps),
 	}
+	c.Group, c.Short = navName(s)
 	keys := make([]string, 0, len(s.Metrics))
 	for k := range s.Metrics {
 		keys = append(keys, k)
@@ -155,16 +166,62 @@ func formatLabels(ls map[string]string) string {
 	return b.String()
 }
 
-// shortName is the table of contents' entry: the file for CSV input, or
-// else the rule and labels.
-func shortName(s *Series) string {
+// navName splits a series' name for the contents: a CSV file's folder
+// and base name (NAB's 58 files share long prefixes that would leave only
+// "realAWSCloudwatch/ec2_…" visible), or else the rule and the labels.
+func navName(s *Series) (group, name string) {
 	if f := s.Labels["file"]; f != "" {
-		return f
+		if i := strings.LastIndexByte(f, '/'); i >= 0 {
+			return f[:i], strings.TrimSuffix(f[i+1:], ".csv")
+		}
+		return "", strings.TrimSuffix(f, ".csv")
 	}
 	if l := formatLabels(s.Labels); l != "" {
-		return l
+		return s.Rule, l
 	}
-	return s.Rule
+	return "", s.Rule
+}
+
+// seriesNames maps each name a summary row may use for a series (its
+// file, its labels, its rule with labels) to the series' chart id; names
+// shared by several series are left out, so a link is never a guess.
+func seriesNames(ss []Series) map[string]string {
+	ids := map[string]string{}
+	seen := map[string]int{}
+	for i, s := range ss {
+		id := "s" + strconv.Itoa(i+1)
+		l := formatLabels(s.Labels)
+		names := []string{l, s.Rule + l, s.Rule + " " + l}
+		if f := s.Labels["file"]; f != "" {
+			names = append(names, f)
+		}
+		for _, n := range uniq(names) {
+			if n != "" {
+				seen[n]++
+				ids[n] = id
+			}
+		}
+	}
+	for n, k := range seen {
+		if k > 1 {
+			delete(ids, n)
+		}
+	}
+	return ids
+}
+
+func uniq(ss []string) []string {
+	var out []string
+	for _, s := range ss {
+		dup := false
+		for _, o := range out {
+			dup = dup || o == s
+		}
+		if !dup {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // bandLabel names the band by its levels: "5–95 % band".
@@ -194,11 +251,14 @@ const pageTemplate = `<!DOCTYPE html>
 html{scroll-behavior:smooth}
 body{margin:0;font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;color:var(--fg);background:var(--bg)}
 .layout{display:flex;align-items:flex-start}
-nav{position:sticky;top:0;flex:0 0 240px;max-height:100vh;min-height:100vh;overflow-y:auto;padding:16px 12px 16px 16px;border-right:1px solid var(--line);background:var(--panel);font-size:12.5px}
+nav{position:sticky;top:0;flex:0 0 250px;max-height:100vh;min-height:100vh;overflow-y:auto;padding:16px 12px 16px 16px;border-right:1px solid var(--line);background:var(--panel);font-size:12.5px}
 nav h2{font-size:11px;text-transform:uppercase;letter-spacing:.06em;color:var(--muted);margin:12px 0 6px}
 nav ol{list-style:none;margin:0;padding:0}
 nav li a{display:block;padding:2px 6px;border-radius:4px;color:var(--fg);text-decoration:none;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
 nav li a:hover{background:#e7ecf0}
+nav li.grp{color:var(--muted);font-size:11px;margin:8px 0 2px 6px;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
+td a{color:inherit;text-decoration:none;border-bottom:1px dotted var(--muted)}
+td a:hover{color:var(--med);border-bottom-color:var(--med)}
 nav .n{color:var(--muted);font-variant-numeric:tabular-nums;display:inline-block;min-width:2.2em}
 main{flex:1;min-width:0;padding:20px 28px 48px;max-width:1240px}
 header h1{font-size:22px;margin:0 0 4px}
@@ -221,7 +281,7 @@ section.series{margin:26px 0 8px;scroll-margin-top:8px}
 .metrics{font-size:12.5px;color:var(--muted);margin:2px 0 4px;font-variant-numeric:tabular-nums}
 .metrics b{color:var(--fg);font-weight:600}
 .metrics span+span::before{content:"·";margin:0 6px;color:#aab}
-.legend{display:flex;flex-wrap:wrap;gap:4px 16px;font-size:12px;color:var(--muted);margin:4px 0 2px;padding-left:56px}
+.legend{display:flex;flex-wrap:wrap;gap:4px 13px;font-size:12px;color:var(--muted);margin:4px 0 2px;padding-left:56px}
 .legend i{display:inline-block;vertical-align:middle;margin-right:5px}
 .k-act{width:18px;height:0;border-top:1.5px solid var(--act)}
 .k-med{width:18px;height:0;border-top:2px solid var(--med)}
@@ -230,7 +290,8 @@ section.series{margin:26px 0 8px;scroll-margin-top:8px}
 .k-thr{width:18px;height:0;border-top:1.5px dashed var(--thr)}
 .k-win{width:14px;height:10px;background:var(--win)}
 .k-det{width:6px;height:6px;border-radius:50%;background:var(--det)}
-svg.chart{display:block;width:100%;height:auto;font-family:inherit}
+svg.chart{display:block;width:100%;min-width:720px;height:auto;font-family:inherit}
+section.series{overflow-x:auto}
 .chart text{font-size:11px;fill:var(--muted);font-variant-numeric:tabular-nums}
 .chart .ylab text{text-anchor:end}
 .chart .xlab text{text-anchor:middle}
@@ -265,6 +326,9 @@ a.top{font-size:12px;color:var(--muted);text-decoration:none;margin-left:8px;fon
 <h2>Series ({{len .Charts}})</h2>
 <ol>
 {{- range $i, $c := .Charts}}
+{{- if $c.NewGroup}}
+<li class="grp">{{$c.Group}}</li>
+{{- end}}
 <li><a href="#{{$c.ID}}" title="{{$c.Rule}} {{$c.Labels}}"><span class="n">{{inc $i}}</span>{{$c.Short}}</a></li>
 {{- end}}
 </ol>
@@ -296,7 +360,7 @@ a.top{font-size:12px;color:var(--muted);text-decoration:none;margin-left:8px;fon
 {{- end}}
 <tbody>
 {{- range .Rows}}
-<tr><td>{{.Name}}</td>{{range .Cells}}<td>{{.}}</td>{{end}}</tr>
+<tr><td>{{if .Link}}<a href="#{{.Link}}">{{.Name}}</a>{{else}}{{.Name}}{{end}}</td>{{range .Cells}}<td>{{.}}</td>{{end}}</tr>
 {{- end}}
 </tbody>
 </table>

@@ -255,6 +255,12 @@ func TestNABReport(t *testing.T) {
 	if got, want := strings.Count(out, `<rect class="win"`), 2*(len(r.Series[0].Windows)+len(r.Series[1].Windows)+len(r.Series[2].Windows)); got != want {
 		t.Errorf("%d window rectangles, want %d (each window on both panels)", got, want)
 	}
+	if !strings.Contains(out, `<a href="#s2">realKnownCause/nyc_taxi.csv</a>`) {
+		t.Error("the summary row naming a file does not link to its chart")
+	}
+	if !strings.Contains(out, `<li class="grp">realKnownCause</li>`) {
+		t.Error("the contents do not group the files by folder")
+	}
 	if !strings.Contains(out, "5–95 % band") {
 		t.Error("legend does not name the band's levels")
 	}
