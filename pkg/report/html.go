@@ -68,11 +68,14 @@ type chartData struct {
 type metricData struct{ Name, Value string }
 
 type legendData struct {
-	Band      string
-	Threshold string
-	Windows   int
-	Detected  int
-	Clipped   bool
+	// The Has* fields leave out what a series does not have (a rule
+	// without a forecast has no median, band or score).
+	HasActual, HasMedian, HasBand, HasScore bool
+	Band                                    string
+	Threshold                               string
+	Windows                                 int
+	Detected                                int
+	Clipped                                 bool
 }
 
 func newPageData(r *Report) pageData {
@@ -123,9 +126,13 @@ func newChartData(s *Series, id string) chartData {
 		c.Metrics = append(c.Metrics, metricData{k, compactNumber(s.Metrics[k])})
 	}
 	c.Legend = legendData{
-		Band:     bandLabel(s.LowerLevel, s.UpperLevel),
-		Windows:  len(s.Windows),
-		Detected: len(s.Detections),
+		HasActual: anyFinite(s.Actual),
+		HasMedian: anyFinite(s.Median),
+		HasBand:   anyFinite(s.Lower) && anyFinite(s.Upper),
+		HasScore:  anyFinite(s.Score),
+		Band:      bandLabel(s.LowerLevel, s.UpperLevel),
+		Windows:   len(s.Windows),
+		Detected:  len(s.Detections),
 	}
 	if !math.IsNaN(s.Threshold) && !math.IsInf(s.Threshold, 0) {
 		c.Legend.Threshold = compactNumber(s.Threshold)
@@ -382,10 +389,18 @@ a.top{font-size:12px;color:var(--muted);text-decoration:none;margin-left:8px;fon
 <p class="nodata">No evaluations in this range.</p>
 {{- else}}
 <div class="legend">
+{{- if $c.Legend.HasActual}}
 <span><i class="k-act"></i>actual</span>
+{{- end}}
+{{- if $c.Legend.HasMedian}}
 <span><i class="k-med"></i>median forecast</span>
+{{- end}}
+{{- if $c.Legend.HasBand}}
 <span><i class="k-band"></i>{{$c.Legend.Band}}{{if $c.Legend.Clipped}} (clipped){{end}}</span>
+{{- end}}
+{{- if $c.Legend.HasScore}}
 <span><i class="k-score"></i>anomaly score</span>
+{{- end}}
 {{- if $c.Legend.Threshold}}
 <span><i class="k-thr"></i>threshold {{$c.Legend.Threshold}}</span>
 {{- end}}

@@ -114,14 +114,14 @@ func TestHTMLEdgeCases(t *testing.T) {
 		{
 			name: "all NaN",
 			s:    Series{Rule: "r", Timestamps: []int64{0, 60e3, 120e3}, Actual: Floats{nan, nan, nan}, Score: Floats{nan, nan, nan}, Threshold: 1},
-			want: []string{"<svg", "no values in this range"}, nowant: []string{`class="act"`, `class="band"`},
+			want: []string{"<svg", "no values in this range", "threshold 1"}, nowant: []string{`class="act"`, `class="band"`, `class="k-med"`, `class="k-band"`},
 		},
 		{
 			name: "single point",
 			s: Series{Rule: "r", Timestamps: []int64{1.7e12}, Actual: Floats{3}, Median: Floats{2}, Lower: Floats{1}, Upper: Floats{4}, Score: Floats{0.5},
 				Threshold: 1, Detections: []int64{1.7e12}},
 			// A one-point line is a dot: a move and a zero-length segment.
-			want: []string{`class="act" d="M`, `h0"`, `class="band"`, `class="det"`},
+			want: []string{`class="act" d="M`, `h0"`, `class="act pt"`, `class="band"`, `class="det"`, `class="k-band"`, "1 point ·"},
 		},
 		{
 			name: "short slices",
