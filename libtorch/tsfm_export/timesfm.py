@@ -50,8 +50,11 @@ MODELS = {
         "patch_size": 32,          # input_patch_len: context must be a multiple
         "output_patch_len": 128,   # one decoding pass
         "output_quantile_len": 1024,
-        "context_limit": 16384,    # context + horizon
+        "context_limit": 16384,    # context + horizon (rounded up to 128)
+        "max_context": 16384 - 128,
+        "default_context": 1024,   # the official example's max_context
         "max_horizon": 1024,       # the continuous quantile head's length
+        "default_horizon": 128,    # one pass; the Go adapter runs further ones
         "num_layers": 20,
         "model_dims": 1280,
         "hidden_dims": 1280,       # feed-forward
@@ -66,11 +69,15 @@ MODELS = {
         "name": "timesfm-2.5-tiny",
         "license": "Apache-2.0",
         "random_init_only": True,
+        "tiny": True,
         "patch_size": 32,
         "output_patch_len": 128,
         "output_quantile_len": 1024,
         "context_limit": 16384,
+        "max_context": 16384 - 128,
+        "default_context": 512,
         "max_horizon": 1024,
+        "default_horizon": 128,
         "num_layers": 2,
         "model_dims": 64,
         "hidden_dims": 64,
@@ -156,18 +163,14 @@ def randomize(module: torch.nn.Module, seed: int) -> None:
                 p.copy_(n / math.sqrt(p.shape[-1]))
 
 
-def load_checkpoint(module: torch.nn.Module, model_id: str) -> None:
-    """The published weights from the Hugging Face hub (or a local folder
-    with model.safetensors), as the official load_checkpoint reads them."""
-    import os
-    from safetensors.torch import load_file
+def pretrained_module(model_id: str, checkpoint=None) -> torch.nn.Module:
+    """The published weights through the official from_pretrained: from
+    the local folder checkpoint (model.safetensors) when given, else from
+    the Hugging Face hub. Returns the torch module it loaded them into."""
+    import timesfm
 
-    if os.path.isdir(model_id):
-        path = os.path.join(model_id, "model.safetensors")
-    else:
-        from huggingface_hub import hf_hub_download
-        path = hf_hub_download(repo_id=model_id, filename="model.safetensors")
-    module.load_state_dict(load_file(path), strict=True)
+    model = timesfm.TimesFM_2p5_200M_torch.from_pretrained(checkpoint or model_id, torch_compile=False)
+    return model.model
 
 
 class TimesFM25(torch.nn.Module):
@@ -275,17 +278,18 @@ def check(model_id: str, context: int, horizon: int) -> None:
         raise ValueError(f"{model_id}: context {context} + horizon {horizon} (rounded up to a multiple of {o}) exceeds the model's limit {cfg['context_limit']}")
 
 
-def build(model_id: str, context: int, horizon: int, random_init: bool, seed: int, device: str):
-    """The plugin contract: (module float32 [B, L] -> [B, 9, H], meta)."""
+def build(model_id: str, context: int, horizon: int, random_init: bool, seed: int, device: str, checkpoint=None):
+    """The plugin contract (tsfm_export/__init__.py): (module float32
+    [B, L] -> [B, 9, H], meta)."""
     check(model_id, context, horizon)
     cfg = MODELS[model_id]
     if not random_init and cfg.get("random_init_only"):
         raise ValueError(f"{model_id} is a test configuration without a checkpoint: use --random-init")
-    core = official_module(cfg)
     if random_init:
+        core = official_module(cfg)
         randomize(core, seed)
     else:
-        load_checkpoint(core, model_id)
+        core = pretrained_module(model_id, checkpoint)
     core = core.to(device).eval()
     module = TimesFM25(core, context, horizon).to(device).eval()
     meta = {
