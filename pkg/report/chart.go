@@ -286,7 +286,7 @@ func linePath(ts []int64, vs []float64, xs, ys func(float64) float64, maxOnly bo
 			// sample stays at its exact time.
 			x := colX(cur)
 			if n == 1 {
-				x = xs0(xs, ts[a])
+				x = xs(float64(ts[a]))
 			}
 			if maxOnly {
 				p.lineTo(x, clampY(ys(vs[imax])))
@@ -361,7 +361,7 @@ func bandPath(ts []int64, lower, upper []float64, xs, ys func(float64) float64) 
 		if math.IsNaN(lo) || math.IsNaN(hi) || math.IsInf(lo, 0) || math.IsInf(hi, 0) {
 			continue
 		}
-		x := xs0(xs, t)
+		x := xs(float64(t))
 		if !valid {
 			c = colBand{x, x, lo, hi}
 			valid = true
@@ -408,7 +408,7 @@ func detectionPaths(ts []int64, actual []float64, det []int64, xs, ys func(float
 		if t < t0 || t > t1 {
 			continue
 		}
-		x := xs0(xs, t)
+		x := xs(float64(t))
 		if c := int(math.Round(x)); c == lastCol {
 			continue
 		} else {
@@ -431,11 +431,6 @@ func utcMinute(ms int64) string { return time.UnixMilli(ms).UTC().Format("2006-0
 
 // colX is the centre of pixel column c.
 func colX(c int) float64 { return padL + (float64(c)+0.5)*plotW/buckets }
-
-// xs0 adapts a float x scale to int64 milliseconds.
-func xs0(xs func(float64) float64, t int64) float64 {
-	return xs(float64(t))
-}
 
 // clampY keeps far-off values near the plot, so that a value of 1e300
 // does not make a coordinate the browser cannot draw; clip paths hide
