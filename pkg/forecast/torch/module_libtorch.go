@@ -20,14 +20,16 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 	"unsafe"
 )
 
 // Version is the libtorch version this binary is linked with.
 func Version() string { return C.GoString(C.oa_torch_version()) }
 
-// threadsNow returns libtorch's intra-op thread count on the calling OS
-// thread (tests lock the goroutine to one).
+// threadsNow returns the intra-op thread count the most recent forward ran
+// with. Forwards run on their module's own OS thread in the shim (shim.cc,
+// executor), where the model's threads are set, not on the caller's.
 func threadsNow() int { return int(C.oa_threads()) }
 
 // cmodule is a module loaded by the shim.
@@ -108,6 +110,19 @@ func (m *cmodule) forward(in []float32, b, l int, outs [][]float32) ([][]int64, 
 		}
 	}
 	return out, nil
+}
+
+// stats returns the shim's cumulative forward timing (oa_forward_stats in
+// shim.h says what each interval covers); zero after close.
+func (m *cmodule) stats() ShimStats {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.p == nil {
+		return ShimStats{}
+	}
+	var calls, fwd, call C.int64_t
+	C.oa_forward_stats(m.p, &calls, &fwd, &call)
+	return ShimStats{Calls: int64(calls), Forward: time.Duration(fwd), Call: time.Duration(call)}
 }
 
 func (m *cmodule) close() {

@@ -13,12 +13,93 @@
 #include <dlfcn.h>
 #include <link.h>
 
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <exception>
+#include <functional>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
+
+// executor runs tasks one at a time on a thread of its own; run blocks
+// until the task is done and rethrows what it threw. Callers must not
+// overlap (oa_module's mu sees to that).
+//
+// Why a thread of its own: libtorch's CPU kernels run in OpenMP parallel
+// regions, and with libgomp every OS thread that starts one gets a pool of
+// worker threads of its own. Go runs cgo calls on whichever of its threads
+// it likes, so forwards called directly from Go collect one pool per Go
+// thread; once libgomp manages more threads than there are CPUs it stops
+// letting idle workers spin between parallel regions (it throttles
+// GOMP_SPINCOUNT), and every one of the hundreds of small parallel regions
+// of a forward then pays a futex wake-up: measured on 2 cores with the
+// benchmark's transformer (internal/cmd/torchbench), a forward of one
+// series took 10.7 ms called from Go's threads against 4.5 ms from Python's
+// one thread. On one thread per module a forward runs as it does in Python,
+// for the cost of one hand-over (a condition variable) per call.
+class executor {
+ public:
+  executor() : thread_([this] { loop(); }) {}
+  ~executor() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  executor(const executor&) = delete;
+  executor& operator=(const executor&) = delete;
+
+  void run(const std::function<void()>& f) {
+    std::unique_lock<std::mutex> lock(mu_);
+    task_ = &f;
+    done_ = false;
+    failure_ = nullptr;
+    cv_.notify_all();
+    cv_.wait(lock, [this] { return done_; });
+    if (failure_) {
+      std::rethrow_exception(failure_);
+    }
+  }
+
+ private:
+  void loop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [this] { return stop_ || task_ != nullptr; });
+      if (stop_) {
+        return;
+      }
+      const std::function<void()>* f = task_;
+      task_ = nullptr;
+      lock.unlock();
+      std::exception_ptr failure;
+      try {
+        (*f)();
+      } catch (...) {
+        failure = std::current_exception();
+      }
+      lock.lock();
+      failure_ = failure;
+      done_ = true;
+      cv_.notify_all();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  const std::function<void()>* task_ = nullptr;
+  bool done_ = false;
+  bool stop_ = false;
+  std::exception_ptr failure_;
+  std::thread thread_;  // last: starts once the fields above exist
+};
 
 struct oa_module {
   torch::jit::Module module;
@@ -29,9 +110,19 @@ struct oa_module {
   // calls share one stream, so serialising them costs little and rules out
   // races in modules that keep state in attributes.
   std::mutex mu;
+  // Runs every forward of this module (see executor); destroyed, and its
+  // thread joined, before the module it uses.
+  executor exec;
+  // Timing of the forwards (oa_forward_stats), in steady_clock nanoseconds.
+  std::atomic<int64_t> calls{0};
+  std::atomic<int64_t> forward_ns{0};
+  std::atomic<int64_t> call_ns{0};
 };
 
 namespace {
+
+// The intra-op thread count of the most recent forward (oa_threads).
+std::atomic<int> last_forward_threads{0};
 
 char* dup(const std::string& s) {
   char* p = static_cast<char*>(std::malloc(s.size() + 1));
@@ -108,13 +199,101 @@ c10::Device pick_device(const std::string& name) {
   return d;
 }
 
+// run_forward is one forward, on the module's executor thread: the input
+// into a tensor on the device, the graph, the outputs into the caller's
+// buffers. Throws on failure.
+void run_forward(oa_module* m, const float* in, int64_t b, int64_t l,
+                 float* out0, int64_t cap0, float* out1, int64_t cap1,
+                 int* n_outputs, int* ndims, int64_t* shapes) {
+  using clock = std::chrono::steady_clock;
+  // The executor thread is the only one that runs this module's forwards;
+  // its intra-op thread count is a per-thread setting with OpenMP.
+  if (m->threads > 0 && at::get_num_threads() != m->threads) {
+    at::set_num_threads(m->threads);
+  }
+  last_forward_threads.store(at::get_num_threads(), std::memory_order_relaxed);
+  c10::InferenceMode guard;
+  // clone: the tensor must not point into the caller's (Go) memory once
+  // this returns, whatever the graph keeps.
+  auto x = torch::from_blob(const_cast<float*>(in), {b, l}, torch::kFloat32)
+               .to(m->device, /*non_blocking=*/false, /*copy=*/true);
+  std::vector<torch::jit::IValue> inputs{x};
+  const auto started = clock::now();
+  m->calls.fetch_add(1, std::memory_order_relaxed);
+  torch::jit::IValue result;
+  try {
+    result = m->module.forward(inputs);
+    if (m->device.is_cuda()) {
+      torch::cuda::synchronize(m->device.index());
+    }
+  } catch (...) {
+    m->forward_ns.fetch_add(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now() - started).count(),
+        std::memory_order_relaxed);
+    throw;
+  }
+  m->forward_ns.fetch_add(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now() - started).count(),
+      std::memory_order_relaxed);
+
+  std::vector<at::Tensor> outs;
+  if (result.isTensor()) {
+    outs.push_back(result.toTensor());
+  } else if (result.isTuple()) {
+    for (const auto& v : result.toTupleRef().elements()) {
+      if (!v.isTensor()) {
+        throw std::runtime_error("forward returned a tuple with a " + v.tagKind() + ", want tensors");
+      }
+      outs.push_back(v.toTensor());
+    }
+  } else if (result.isTensorList()) {
+    for (const at::Tensor& t : result.toTensorVector()) {
+      outs.push_back(t);
+    }
+  } else {
+    throw std::runtime_error("forward returned a " + result.tagKind() + ", want a tensor or a tuple of tensors");
+  }
+  if (outs.empty() || outs.size() > OA_MAX_OUTPUTS) {
+    std::ostringstream msg;
+    msg << "forward returned " << outs.size() << " outputs, want 1 or " << OA_MAX_OUTPUTS;
+    throw std::runtime_error(msg.str());
+  }
+  *n_outputs = static_cast<int>(outs.size());
+  float* bufs[OA_MAX_OUTPUTS] = {out0, out1};
+  int64_t caps[OA_MAX_OUTPUTS] = {cap0, cap1};
+  for (size_t i = 0; i < outs.size(); i++) {
+    const at::Tensor& t = outs[i];
+    if (t.dim() > OA_MAX_DIMS) {
+      std::ostringstream msg;
+      msg << "output " << i << " has " << t.dim() << " dimensions, want at most " << OA_MAX_DIMS;
+      throw std::runtime_error(msg.str());
+    }
+    ndims[i] = static_cast<int>(t.dim());
+    for (int64_t d = 0; d < t.dim(); d++) {
+      shapes[i * OA_MAX_DIMS + d] = t.size(d);
+    }
+    if (t.scalar_type() != torch::kFloat32) {
+      throw std::runtime_error("output " + std::to_string(i) + " has dtype " +
+                               std::string(c10::toString(t.scalar_type())) + ", want float32");
+    }
+    if (bufs[i] == nullptr || t.numel() != caps[i]) {
+      continue;  // the caller sees the shape and reports the mismatch
+    }
+    auto c = t.to(torch::kCPU).contiguous();
+    std::memcpy(bufs[i], c.data_ptr<float>(), sizeof(float) * c.numel());
+  }
+}
+
 }  // namespace
 
 extern "C" {
 
 const char* oa_torch_version(void) { return TORCH_VERSION; }
 
-int oa_threads(void) { return at::get_num_threads(); }
+int oa_threads(void) {
+  int n = last_forward_threads.load(std::memory_order_relaxed);
+  return n > 0 ? n : at::get_num_threads();
+}
 
 oa_module* oa_load(const char* path, const char* device, int threads, const char* meta_name,
                    char** meta, char** device_out, char** err) {
@@ -142,76 +321,35 @@ oa_module* oa_load(const char* path, const char* device, int threads, const char
 int oa_forward(oa_module* m, const float* in, int64_t b, int64_t l,
                float* out0, int64_t cap0, float* out1, int64_t cap1,
                int* n_outputs, int* ndims, int64_t* shapes, char** err) {
+  using clock = std::chrono::steady_clock;
+  const auto entered = clock::now();
   *err = nullptr;
   *n_outputs = 0;
+  const int64_t calls_before = m->calls.load(std::memory_order_relaxed);
   try {
     std::lock_guard<std::mutex> lock(m->mu);
-    // With OpenMP the thread count is a per-OS-thread setting, and Go runs
-    // cgo calls on whichever thread it likes: set it on this one.
-    if (m->threads > 0 && at::get_num_threads() != m->threads) {
-      at::set_num_threads(m->threads);
-    }
-    c10::InferenceMode guard;
-    // clone: the tensor must not point into the caller's (Go) memory once
-    // this returns, whatever the graph keeps.
-    auto x = torch::from_blob(const_cast<float*>(in), {b, l}, torch::kFloat32)
-                 .to(m->device, /*non_blocking=*/false, /*copy=*/true);
-    std::vector<torch::jit::IValue> inputs{x};
-    auto result = m->module.forward(inputs);
-
-    std::vector<at::Tensor> outs;
-    if (result.isTensor()) {
-      outs.push_back(result.toTensor());
-    } else if (result.isTuple()) {
-      for (const auto& v : result.toTupleRef().elements()) {
-        if (!v.isTensor()) {
-          throw std::runtime_error("forward returned a tuple with a " + v.tagKind() + ", want tensors");
-        }
-        outs.push_back(v.toTensor());
-      }
-    } else if (result.isTensorList()) {
-      for (const at::Tensor& t : result.toTensorVector()) {
-        outs.push_back(t);
-      }
-    } else {
-      throw std::runtime_error("forward returned a " + result.tagKind() + ", want a tensor or a tuple of tensors");
-    }
-    if (outs.empty() || outs.size() > OA_MAX_OUTPUTS) {
-      std::ostringstream msg;
-      msg << "forward returned " << outs.size() << " outputs, want 1 or " << OA_MAX_OUTPUTS;
-      throw std::runtime_error(msg.str());
-    }
-    *n_outputs = static_cast<int>(outs.size());
-    float* bufs[OA_MAX_OUTPUTS] = {out0, out1};
-    int64_t caps[OA_MAX_OUTPUTS] = {cap0, cap1};
-    for (size_t i = 0; i < outs.size(); i++) {
-      const at::Tensor& t = outs[i];
-      if (t.dim() > OA_MAX_DIMS) {
-        std::ostringstream msg;
-        msg << "output " << i << " has " << t.dim() << " dimensions, want at most " << OA_MAX_DIMS;
-        throw std::runtime_error(msg.str());
-      }
-      ndims[i] = static_cast<int>(t.dim());
-      for (int64_t d = 0; d < t.dim(); d++) {
-        shapes[i * OA_MAX_DIMS + d] = t.size(d);
-      }
-      if (t.scalar_type() != torch::kFloat32) {
-        throw std::runtime_error("output " + std::to_string(i) + " has dtype " +
-                                 std::string(c10::toString(t.scalar_type())) + ", want float32");
-      }
-      if (bufs[i] == nullptr || t.numel() != caps[i]) {
-        continue;  // the caller sees the shape and reports the mismatch
-      }
-      auto c = t.to(torch::kCPU).contiguous();
-      std::memcpy(bufs[i], c.data_ptr<float>(), sizeof(float) * c.numel());
-    }
+    m->exec.run([&] { run_forward(m, in, b, l, out0, cap0, out1, cap1, n_outputs, ndims, shapes); });
+    m->call_ns.fetch_add(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now() - entered).count(),
+        std::memory_order_relaxed);
     return 0;
   } catch (const std::exception& e) {
     *err = dup(what(e));
   } catch (...) {
     *err = dup("unknown C++ exception");
   }
+  if (m->calls.load(std::memory_order_relaxed) != calls_before) {  // the graph ran
+    m->call_ns.fetch_add(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now() - entered).count(),
+        std::memory_order_relaxed);
+  }
   return -1;
+}
+
+void oa_forward_stats(oa_module* m, int64_t* calls, int64_t* forward_ns, int64_t* call_ns) {
+  *calls = m->calls.load(std::memory_order_relaxed);
+  *forward_ns = m->forward_ns.load(std::memory_order_relaxed);
+  *call_ns = m->call_ns.load(std::memory_order_relaxed);
 }
 
 void oa_free(oa_module* m) { delete m; }

@@ -23,7 +23,10 @@ typedef struct oa_module oa_module;
 // oa_torch_version returns the libtorch version, e.g. "2.11.0" (static).
 const char* oa_torch_version(void);
 
-// oa_threads returns the intra-op thread count on the calling thread.
+// oa_threads returns the intra-op thread count the most recent forward (of
+// any module) ran with, on its module's executor thread (shim.cc), or the
+// calling thread's count before any forward. Forwards do not run on the
+// caller's thread, so its own count says nothing about them.
 int oa_threads(void);
 
 // oa_load loads the TorchScript file at path onto device ("cpu", "cuda",
@@ -34,7 +37,8 @@ int oa_threads(void);
 oa_module* oa_load(const char* path, const char* device, int threads, const char* meta_name,
                    char** meta, char** device_out, char** err);
 
-// oa_forward runs forward on a float32 [b, l] batch. For each output i the
+// oa_forward runs forward on a float32 [b, l] batch, on the module's own
+// thread (the caller waits for it; see the executor in shim.cc). For each output i the
 // caller passes a buffer outs_i of cap_i floats; the shim writes the
 // output's rank to ndims[i] and its sizes to shapes[i*OA_MAX_DIMS...], and
 // copies the values when the output is float32 and fits. *n_outputs gets
@@ -42,6 +46,24 @@ oa_module* oa_load(const char* path, const char* device, int threads, const char
 int oa_forward(oa_module* m, const float* in, int64_t b, int64_t l,
                float* out0, int64_t cap0, float* out1, int64_t cap1,
                int* n_outputs, int* ndims, int64_t* shapes, char** err);
+
+// oa_forward_stats reads the module's cumulative forward timing, kept by
+// oa_forward since the load (the load-time probe included) with a
+// monotonic clock (std::chrono::steady_clock):
+//   *calls       oa_forward calls that reached the graph;
+//   *forward_ns  the sum over those calls of the time of the graph's
+//                forward alone: from just before module.forward(inputs),
+//                the input already a tensor on the module's device, to its
+//                return (on CUDA, to the end of a device synchronise right
+//                after it, so that the kernels it queued are counted);
+//   *call_ns     the sum of the whole oa_forward calls, from entry to
+//                return: the module's lock, the thread setting, the copy of
+//                the input into a tensor (and to the device), the forward,
+//                unpacking the outputs and copying them into the caller's
+//                buffers.
+// Calls that failed before the forward count in neither. Safe to call
+// concurrently with forwards.
+void oa_forward_stats(oa_module* m, int64_t* calls, int64_t* forward_ns, int64_t* call_ns);
 
 // oa_free releases the module.
 void oa_free(oa_module* m);
