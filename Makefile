@@ -137,6 +137,15 @@ export-deps:
 torch-test-binary:
 	$(TORCH_ENV) $(GO) test -c -tags libtorch -o bin/torch.test ./pkg/forecast/torch
 
+# The BOOM forecasting-accuracy benchmark of the built-in models
+# (BENCHMARKS.md, protocol in ../shared/bench/README.md): every series in
+# ../shared/data/boom, MASE and WQL relative to seasonal naive; seconds. E.g.
+#   make bench-boom BOOM_FLAGS='-models default,holt_winters -json /tmp/boom.json'
+BOOM_FLAGS ?=
+.PHONY: bench-boom
+bench-boom:
+	$(GO) run ./internal/cmd/boom $(BOOM_FLAGS)
+
 # The 10,000-series engine benchmark (BENCHMARKS.md): real Prometheus,
 # VictoriaMetrics + vmalert and the sidecar on loopback ports; takes about
 # half an hour at full size. A small run:
