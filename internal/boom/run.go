@@ -169,7 +169,7 @@ var Subsets = []Subset{
 	{"5T without " + ExcludedDataset, func(s Series) bool { return s.Freq == "5T" && s.Dataset != ExcludedDataset }},
 }
 
-// Forecasts per second from the model's wall time.
+// PerSecond is forecasts per second of the model's wall time.
 func (m ModelResult) PerSecond() float64 { return float64(m.Forecasts) / float64(m.WallS) }
 
 // Run forecasts every series with the reference and each model and
