@@ -2,7 +2,6 @@ package backtest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -63,25 +62,45 @@ func (w *RemoteWriter) Append(lset labels.Labels, t int64, v float64) {
 	}
 }
 
-// Close sends what is queued and reports samples that were not accepted
-// (the queue's own "dropped" count includes the waits of Append, which were
-// retried, so it is not used).
+// Close waits until everything queued was sent, rejected or dropped, stops
+// the queue and reports how many samples the endpoint accepted; samples it
+// rejected or that were given up make an error. (The queue's "dropped"
+// count for a full queue is left out: Append retried those.)
 func (w *RemoteWriter) Close(ctx context.Context) (sent float64, err error) {
-	w.mu.Lock()
-	w.stopped = true
-	w.mu.Unlock()
-	done := make(chan struct{})
-	go func() { w.q.Stop(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	}
-	mfs, gerr := w.reg.Gather()
-	if gerr != nil {
-		return 0, gerr
-	}
+	defer func() {
+		w.mu.Lock()
+		w.stopped = true
+		w.mu.Unlock()
+		w.q.Stop()
+	}()
 	var failed float64
+	for {
+		var pending float64
+		sent, failed, pending, err = w.counts()
+		if err != nil {
+			return 0, err
+		}
+		if pending == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return sent, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if failed > 0 {
+		return sent, fmt.Errorf("remote write: %v samples were rejected or dropped, %v sent", failed, sent)
+	}
+	return sent, nil
+}
+
+// counts reads the queue's metrics (they are deleted at Stop).
+func (w *RemoteWriter) counts() (sent, failed, pending float64, err error) {
+	mfs, err := w.reg.Gather()
+	if err != nil {
+		return 0, 0, 0, err
+	}
 	for _, mf := range mfs {
 		for _, m := range mf.GetMetric() {
 			switch mf.GetName() {
@@ -89,6 +108,8 @@ func (w *RemoteWriter) Close(ctx context.Context) (sent float64, err error) {
 				sent += m.GetCounter().GetValue()
 			case "openanomaly_remote_write_failed_samples_total":
 				failed += m.GetCounter().GetValue()
+			case "openanomaly_remote_write_pending_samples":
+				pending += m.GetGauge().GetValue()
 			case "openanomaly_remote_write_dropped_samples_total":
 				for _, l := range m.GetLabel() {
 					if l.GetName() == "reason" && l.GetValue() != "queue_full" {
@@ -98,8 +119,5 @@ func (w *RemoteWriter) Close(ctx context.Context) (sent float64, err error) {
 			}
 		}
 	}
-	if failed > 0 {
-		return sent, errors.New(fmt.Sprint("remote write: ", failed, " samples were rejected or dropped; ", sent, " sent"))
-	}
-	return sent, nil
+	return sent, failed, pending, nil
 }

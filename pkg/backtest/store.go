@@ -104,7 +104,33 @@ type until struct {
 
 // Querier implements storage.Queryable.
 func (u until) Querier(mint, maxt int64) (storage.Querier, error) {
-	return u.q.Querier(mint, min(maxt, u.maxt))
+	q, err := u.q.Querier(mint, min(maxt, u.maxt))
+	if err != nil {
+		return nil, err
+	}
+	return untilQuerier{Querier: q, maxt: u.maxt}, nil
+}
+
+// untilQuerier clamps the select hints too: the TSDB's querier trims
+// samples to the hints' range when there are hints (the engine always
+// passes them), not to the range the querier was opened with.
+type untilQuerier struct {
+	storage.Querier
+	maxt int64
+}
+
+// Select implements storage.Querier.
+func (q untilQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, matchers ...*labels.Matcher) storage.SeriesSet {
+	if hints != nil {
+		h := *hints
+		if h.Start > q.maxt {
+			return storage.EmptySeriesSet()
+		}
+		h.End = min(h.End, q.maxt)
+		h.DisableTrimming = false
+		hints = &h
+	}
+	return q.Querier.Select(ctx, sortSeries, hints, matchers...)
 }
 
 // replayQuerier is a datasource.Querier over a TSDB whose visible time the
