@@ -78,6 +78,9 @@ type Options struct {
 	// GOMAXPROCS. Each request holds one series' windows, which the
 	// built-in models spread over GOMAXPROCS workers themselves.
 	Parallelism int
+	// Rounds is how many times each model forecasts every series, for
+	// the timing (medians); 0 means 1.
+	Rounds int
 }
 
 // Report is everything a run measured. Float fields are NaN where
@@ -89,6 +92,7 @@ type Report struct {
 	Reference   ModelResult   `json:"reference"`
 	Models      []ModelResult `json:"models"`
 	Parallelism int           `json:"parallelism"`
+	Rounds      int           `json:"rounds"`
 	GOMAXPROCS  int           `json:"gomaxprocs"`
 	// ExcludedMASE and ExcludedWQL list the series left out of the ratios
 	// of that metric because the reference's error is 0 or undefined.
@@ -120,8 +124,11 @@ type ModelResult struct {
 	// for the reference itself.
 	Aggregates []Aggregate `json:"aggregates,omitempty"`
 	Forecasts  int         `json:"forecasts"`
-	WallS      Num         `json:"wall_seconds"`
-	CPUS       Num         `json:"cpu_seconds"`
+	// WallS and CPUS are the medians over Report.Rounds passes over
+	// every series (CPU: the process's user + system time).
+	WallS    Num `json:"wall_seconds"`
+	CPUS     Num `json:"cpu_seconds"`
+	batchErr error
 }
 
 // SeriesScore is a Score with the ratios to the reference (NaN where left
@@ -183,7 +190,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if par <= 0 {
 		par = runtime.GOMAXPROCS(0)
 	}
-	rep := &Report{Levels: Levels, Parallelism: par, GOMAXPROCS: runtime.GOMAXPROCS(0)}
+	rep := &Report{Levels: Levels, Parallelism: par, Rounds: max(o.Rounds, 1), GOMAXPROCS: runtime.GOMAXPROCS(0)}
 	for _, f := range Freqs {
 		p := Protocols[f]
 		if o.Origins > 0 {
@@ -266,11 +273,43 @@ func runModel(ctx context.Context, rep *Report, spec ModelSpec, series []Series,
 		}
 		models[p.Freq] = m
 	}
+	rounds := max(rep.Rounds, 1)
+	walls, cpus := make([]float64, rounds), make([]float64, rounds)
+	for r := range rounds {
+		walls[r], cpus[r] = forecastAll(ctx, rep, spec, models, series, origins, par, &mr)
+		if ctx.Err() != nil || mr.batchErr != nil {
+			break
+		}
+	}
+	// Medians over the rounds: the machine is shared; the scores are the
+	// same every round (the models keep no state without Keys).
+	mr.WallS, mr.CPUS = Num(median(walls)), Num(median(cpus))
+	for _, o := range origins {
+		mr.Forecasts += len(o)
+	}
+	if err := ctx.Err(); err != nil {
+		return mr, err
+	}
+	return mr, mr.batchErr
+}
+
+func median(x []float64) float64 {
+	x = slices.Clone(x)
+	slices.Sort(x)
+	n := len(x)
+	if n%2 == 1 {
+		return x[n/2]
+	}
+	return (x[n/2-1] + x[n/2]) / 2
+}
+
+// forecastAll forecasts and scores every series once into mr.Scores and
+// returns the wall and CPU seconds it took.
+func forecastAll(ctx context.Context, rep *Report, spec ModelSpec, models map[string]forecast.Model, series []Series, origins [][]int, par int, mr *ModelResult) (wall, cpu float64) {
 	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		batchErr error
-		next     = make(chan int)
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		next = make(chan int)
 	)
 	cpu0 := cpuSeconds()
 	t0 := time.Now()
@@ -284,7 +323,7 @@ func runModel(ctx context.Context, rep *Report, spec ModelSpec, series []Series,
 				fc, err := models[s.Freq].Forecast(ctx, Request(s.Values, p, origins[i]))
 				if err != nil {
 					mu.Lock()
-					batchErr = fmt.Errorf("boom: %s on %s: %w", spec.Name, s.Name, err)
+					mr.batchErr = fmt.Errorf("boom: %s on %s: %w", spec.Name, s.Name, err)
 					mu.Unlock()
 					continue
 				}
@@ -305,15 +344,7 @@ func runModel(ctx context.Context, rep *Report, spec ModelSpec, series []Series,
 	}
 	close(next)
 	wg.Wait()
-	mr.WallS = Num(time.Since(t0).Seconds())
-	mr.CPUS = Num(cpuSeconds() - cpu0)
-	for _, o := range origins {
-		mr.Forecasts += len(o)
-	}
-	if err := ctx.Err(); err != nil {
-		return mr, err
-	}
-	return mr, batchErr
+	return time.Since(t0).Seconds(), cpuSeconds() - cpu0
 }
 
 // cpuSeconds is this process's user + system CPU time.
@@ -491,7 +522,7 @@ func (r *Report) Markdown(perSeries bool) string {
 	b.WriteString(listOrNone(r.ExcludedWQL))
 	b.WriteString(".\n")
 
-	b.WriteString("\n#### Speed (models one after the other, all series each)\n\n")
+	fmt.Fprintf(&b, "\n#### Speed (models one after the other; each forecasts every series %d times, medians; a forecast is one window: fit on C points, H steps, 9 levels)\n\n", r.Rounds)
 	b.WriteString("| model | forecasts | wall s | forecasts/s | CPU s | CPU ms per forecast |\n| --- | --: | --: | --: | --: | --: |\n")
 	for _, m := range append([]ModelResult{r.Reference}, r.Models...) {
 		fmt.Fprintf(&b, "| `%s` | %d | %.2f | %.0f | %.2f | %.2f |\n", m.Name, m.Forecasts, float64(m.WallS), m.PerSecond(), float64(m.CPUS), 1000*float64(m.CPUS)/float64(m.Forecasts))

@@ -32,6 +32,7 @@ func main() {
 	flag.StringVar(&models, "models", strings.Join(boom.DefaultModels, ","), "comma-separated models, of: "+strings.Join(names, ", "))
 	flag.StringVar(&jsonOut, "json", "", "also write every number to this file")
 	flag.IntVar(&o.Parallelism, "parallelism", 0, "series forecast at once (0: GOMAXPROCS)")
+	flag.IntVar(&o.Rounds, "rounds", 5, "passes over every series per model, for the timing (medians)")
 	flag.IntVar(&o.Origins, "origins", 0, "origins per series instead of the protocol's K (0: the protocol's)")
 	flag.BoolVar(&perSeries, "per-series", true, "print the per-series table")
 	flag.Parse()
