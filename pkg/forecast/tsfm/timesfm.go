@@ -35,12 +35,20 @@ func init() { torch.RegisterFamily(TimesFM25Family, TimesFM{}) }
 //
 // Horizons beyond H (for files whose H is a multiple of 128) run further
 // passes per chain, as the official decode does: each feeds the previous
-// output's median (quantile 0.5) back after the context. The graph's window
-// is the file's L, so a pass sees the newest L points of context and fed
-// medians, where the official decode keeps the whole context and grows; the
-// two are the same while the dropped points are NaN padding (histories at
-// most L - H·k points long for pass k+1), and differ slightly for longer
-// ones. Export a longer horizon (up to 1024) to keep them identical.
+// output's median (quantile 0.5) back after the context. Two differences from
+// the official decode remain there, both documented in libtorch/TIMESFM.md:
+//
+//   - the graph's window is the file's L, so a pass sees the newest L points
+//     of context and fed medians, where the official decode keeps the whole
+//     context and grows; the two are the same while the dropped points are
+//     NaN padding (histories of at most L - H·k points for pass k+1);
+//   - the continuous quantile head of the official decode takes every step's
+//     spread from the first pass (its head is 1024 steps long), which a file
+//     of horizon H does not return beyond H; the adapter's further passes
+//     take the quantiles around their median from their own pass.
+//
+// Export the horizon the rules need (up to 1024) to get the official numbers
+// for every quantile and history length.
 type TimesFM struct{}
 
 // Forecast implements torch.Family.

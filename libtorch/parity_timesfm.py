@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""TimesFM 2.5 parity fixtures: exports the tiny TimesFM 2.5 configuration
+with random weights (fixed seed) with the export tool, and writes what the
+official Python forecast gives with the same weights on real series, for
+pkg/forecast/tsfm/timesfm_parity_test.go:
+
+    python parity_timesfm.py OUT_DIR [DATA_DIR]
+
+DATA_DIR defaults to ../../shared/data beside the checkout (NAB and BOOM).
+
+OUT_DIR/timesfm-h128.pt  context 512, horizon 128 (one pass)
+OUT_DIR/timesfm-h256.pt  context 512, horizon 256 (two passes in the graph)
+OUT_DIR/timesfm.json     for each file and horizon: the histories (the
+                         newest <= 512 points the sidecar gives the model;
+                         null = missing) and the official quantiles 0.1..0.9,
+                         [series][9][horizon]
+
+The official side: timesfm 3.0.2's TimesFM_2p5_200M_torch with its module
+replaced by the tiny one holding the same random weights, compiled with
+ForecastConfig(max_context=512, max_horizon=<horizon rounded up to 128>,
+normalize_inputs, use_continuous_quantile_head, force_flip_invariance,
+infer_is_positive, fix_quantile_crossing all True), forecast(horizon, inputs).
+Horizons beyond a file's own run the Go adapter's extra passes; there the
+Go test compares the median (the other quantiles of the official decode come
+from the first pass's 1024-step head, which the file does not return beyond
+its horizon), on the series short enough that the sidecar's sliding window
+drops only padding (at most 512 - 256 points here), where it and the
+growing window of the official decode see the same data.
+"""
+
+import csv
+import datetime
+import json
+import math
+import os
+import subprocess
+import sys
+import warnings
+
+warnings.filterwarnings("ignore")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from tsfm_export import timesfm as T  # noqa: E402
+
+MODEL = "test/timesfm-2.5-tiny"
+SEED = 11
+L = 512
+THREADS = 2
+
+# (file, horizon of the file, forecast horizons: (horizon, only series up to this many points or None))
+FILES = {
+    "timesfm-h128.pt": (128, [(128, None), (37, None), (300, L - 256)]),
+    "timesfm-h256.pt": (256, [(256, None), (400, L - 256)]),
+}
+
+
+def nab(data, rel, end_after_gap=None, take=L):
+    """A NAB series on its grid (the most common step; missing slots NaN),
+    the newest `take` points up to end (after the last gap when asked)."""
+    rows = list(csv.reader(open(os.path.join(data, "nab", rel))))[1:]
+    ts = [datetime.datetime.fromisoformat(r[0]).timestamp() for r in rows]
+    vals = [float(r[1]) for r in rows]
+    diffs = sorted(b - a for a, b in zip(ts, ts[1:]) if b > a)
+    step = max(set(diffs), key=diffs.count)
+    n = int(round((ts[-1] - ts[0]) / step)) + 1
+    out = np.full(n, np.nan)
+    for t, v in zip(ts, vals):
+        out[int(round((t - ts[0]) / step))] = v
+    end = n
+    if end_after_gap is not None:
+        gaps = np.nonzero(np.isnan(out))[0]
+        if len(gaps):
+            end = min(n, gaps[-1] + end_after_gap)
+    return out[max(0, end - take):end]
+
+
+def boom(data, name, take=L, end=None):
+    rows = list(csv.reader(open(os.path.join(data, "boom", "series", name))))[1:]
+    vals = np.array([float(r[1]) for r in rows])
+    end = len(vals) if end is None else end
+    return vals[max(0, end - take):end]
+
+
+def series(data):
+    """Real inputs: long ones (fill the context), short ones (left padding),
+    ones with gaps, non-negative ones (positivity clamp) and z-normalised
+    BOOM ones (negative values)."""
+    out = [
+        ("nab/realKnownCause/nyc_taxi", nab(data, "realKnownCause/nyc_taxi.csv")),
+        ("nab/realAdExchange/exchange-3_cpc_results (gaps)", nab(data, "realAdExchange/exchange-3_cpc_results.csv", end_after_gap=40)),
+        ("nab/realKnownCause/ambient_temperature_system_failure (7-day gap)",
+         nab(data, "realKnownCause/ambient_temperature_system_failure.csv", end_after_gap=300)),
+        ("nab/realAWSCloudwatch/elb_request_count_8c0756 (gaps)", nab(data, "realAWSCloudwatch/elb_request_count_8c0756.csv", end_after_gap=60)),
+        ("nab/realTraffic/speed_7578 (irregular, short)", nab(data, "realTraffic/speed_7578.csv", end_after_gap=20, take=200)),
+        ("nab/realAWSCloudwatch/ec2_cpu_utilization_ac20cd (short, gaps)",
+         nab(data, "realAWSCloudwatch/ec2_cpu_utilization_ac20cd.csv", end_after_gap=10, take=90)),
+        ("boom/ds-0-T", boom(data, "ds-0-T.csv")),
+        ("boom/ds-10-T (short)", boom(data, "ds-10-T.csv", take=150)),
+        ("boom/ds-100-T_var000 (short)", boom(data, "ds-100-T_var000.csv", take=250)),
+        ("boom/ds-100-T_var001", boom(data, "ds-100-T_var001.csv", take=700)[-L:]),
+    ]
+    # The sidecar gives the model float32 values.
+    return [(name, s.astype(np.float32).astype(np.float64)) for name, s in out]
+
+
+def official(core, horizon, inputs):
+    import timesfm
+
+    model = timesfm.TimesFM_2p5_200M_torch(torch_compile=False)
+    model.model = core
+    model.model.device = torch.device("cpu")
+    max_h = (horizon - 1) // 128 * 128 + 128
+    model.compile(timesfm.ForecastConfig(max_context=L, max_horizon=max_h, per_core_batch_size=len(inputs),
+                                         **T.FORECAST_SETTINGS))
+    _, q = model.forecast(horizon, [x.copy() for x in inputs])
+    return q[:, :, 1:].transpose(0, 2, 1)  # [N, 9, horizon]: drop the mean
+
+
+def main():
+    out = sys.argv[1]
+    data = sys.argv[2] if len(sys.argv) > 2 else os.path.join(HERE, "..", "..", "shared", "data")
+    os.makedirs(out, exist_ok=True)
+    torch.set_num_threads(THREADS)
+    named = series(data)
+    for name, s in named:
+        assert 0 < len(s) <= L and np.isfinite(s).any(), name
+
+    # The tool exports; the official side gets the same random weights from
+    # the same build (a seeded generator, independent of the global RNG).
+    for fname, (h, _) in FILES.items():
+        subprocess.run([sys.executable, os.path.join(HERE, "export.py"), "--model", MODEL, "--context", str(L),
+                        "--horizon", str(h), "--random-init", "--seed", str(SEED), "--threads", str(THREADS),
+                        "--out", os.path.join(out, fname)], check=True)
+    core = T.official_module(T.MODELS[MODEL])
+    T.randomize(core, SEED)
+    core = core.eval()
+
+    cases = []
+    with torch.no_grad():
+        for fname, (_, horizons) in FILES.items():
+            for horizon, longest in horizons:
+                pick = [(n, s) for n, s in named if longest is None or len(s) <= longest]
+                q = official(core, horizon, [s for _, s in pick])
+                cases.append({
+                    "file": fname,
+                    "horizon": horizon,
+                    "names": [n for n, _ in pick],
+                    "histories": [[None if math.isnan(v) else v for v in s] for _, s in pick],
+                    "quantiles": q.tolist(),
+                })
+    with open(os.path.join(out, "timesfm.json"), "w") as f:
+        json.dump({"model": MODEL, "seed": SEED, "context_length": L, "quantiles": T.QUANTILES,
+                   "settings": T.FORECAST_SETTINGS, "torch_version": torch.__version__, "cases": cases}, f)
+
+
+if __name__ == "__main__":
+    main()
