@@ -200,6 +200,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			return nil, errors.New("a backtest over a store needs --start and --end")
 		}
 		for _, r := range rules {
+			if err := checkNoLookAhead(r.spec.Expr); err != nil {
+				return nil, fmt.Errorf("%s: group %s: pipeline %s: %w", r.group.File, r.group.Name, r.spec.Forecast, err)
+			}
 			u := &unit{id: r.group.File + ";" + r.group.Name + ";" + r.spec.Forecast, rules: []unitRule{r}}
 			u.evals = len(storeTimes(o.Start, o.End, o.interval(r.group)))
 			if u.evals == 0 {

@@ -196,6 +196,16 @@ func TestRunBadInputs(t *testing.T) {
 		{"store without range", func(o *Options) {
 			o.Querier = datasource.QuerierFunc(nil)
 		}, []string{"needs --start and --end"}},
+		{"store and an expr that looks ahead", func(o *Options) {
+			o.Querier = datasource.QuerierFunc(nil)
+			o.Start, o.End = time.Unix(0, 0), time.Unix(3600, 0)
+			o.Groups = groups(t, strings.ReplaceAll(fiveMinutePipelines, "expr: value", "expr: rate(value[5m] offset -5m)"))
+		}, []string{"test.yml: group g: pipeline test:value: value offset -5m reads data after the evaluation time"}},
+		{"store and @", func(o *Options) {
+			o.Querier = datasource.QuerierFunc(nil)
+			o.Start, o.End = time.Unix(0, 0), time.Unix(3600, 0)
+			o.Groups = groups(t, strings.ReplaceAll(fiveMinutePipelines, "expr: value", "expr: value @ end()"))
+		}, []string{"value @ end() reads data after"}},
 		{"both sources", func(o *Options) {
 			o.CSV = []string{good}
 			o.Querier = datasource.QuerierFunc(nil)
@@ -562,6 +572,25 @@ func TestSameAsDaemonOverPrometheus(t *testing.T) {
 	}
 	if diffs > 0 {
 		t.Errorf("%d samples differ", diffs)
+	}
+
+	// The backtest over the store (the group's 5m interval, the rows'
+	// times) gives the same again.
+	storeOut := t.TempDir()
+	res = run(t, Options{Groups: g, Querier: q, Start: start, End: end, OutputDir: storeOut})
+	store := omSamples(t, filepath.Join(storeOut, SeriesFile))
+	if res.Evaluations != 577 || count(store) != count(backtest) {
+		t.Errorf("store backtest: %d evaluations, %d samples; want 577, %d", res.Evaluations, count(store), count(backtest))
+	}
+	diffs = 0
+	for k, s := range backtest {
+		for at, v := range s {
+			if sv, ok := store[k][at]; !ok || math.Float64bits(sv) != math.Float64bits(v) {
+				if diffs++; diffs <= 10 {
+					t.Errorf("%s at %s: store backtest %v, CSV backtest %v (present %v)", k, time.UnixMilli(at).UTC().Format(time.RFC3339), sv, v, ok)
+				}
+			}
+		}
 	}
 }
 
