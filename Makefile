@@ -154,3 +154,15 @@ BENCH_FLAGS ?= -series=10000 -history=24h -evals=5
 .PHONY: bench
 bench: build
 	$(GO) run ./internal/cmd/bench $(BENCH_FLAGS)
+
+# The TorchScript throughput and overhead benchmark of issue 4
+# (BENCHMARKS.md): builds bin/torchbench and runs it: (*torch.Model).Forecast
+# against a Python loop calling the same file (libtorch/make_bench_fixture.py,
+# written first), batches 1, 32 and 256, 2 threads, interleaved rounds; a few
+# minutes. E.g. make bench-torch TORCHBENCH_FLAGS='-rounds 9 -json /tmp/tb.json';
+# TORCHBENCH_FLAGS=-version only builds it (for libtorch/gpu-check.sh).
+TORCHBENCH_FLAGS ?=
+.PHONY: bench-torch
+bench-torch: $(if $(filter file,$(origin LIBTORCH)),libtorch)
+	$(TORCH_ENV) $(GO) build -tags libtorch -o bin/torchbench ./internal/cmd/torchbench
+	bin/torchbench -python $(TORCH_PYTHON) $(TORCHBENCH_FLAGS)
