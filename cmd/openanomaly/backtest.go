@@ -41,6 +41,16 @@ type backtestConfig struct {
 
 func addBacktestCommand(app *kingpin.Application) (string, func() int) {
 	cmd := app.Command("backtest", "Replay pipelines over a past range, from the store or from CSV files, and measure them.")
+	bc := backtestFlags(cmd)
+	return cmd.FullCommand(), func() int {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return runBacktest(ctx, *bc, os.Stdout, os.Stderr, strings.Join(os.Args, " "))
+	}
+}
+
+// backtestFlags defines the command's flags and arguments on cmd.
+func backtestFlags(cmd *kingpin.CmdClause) *backtestConfig {
 	var bc backtestConfig
 	cmd.Flag("config.file", "Configuration file: the datasource to read history from (unless --csv is given), the models, global settings, and the rule_files when no pipeline file is given.").StringVar(&bc.configFile)
 	cmd.Flag("csv", "CSV file (timestamp,value) or directory of them to read history from instead of the store; repeatable. Each file is one series {__name__=<--csv.metric>, file=<path relative to the directory>}.").StringsVar(&bc.csv)
@@ -55,11 +65,7 @@ func addBacktestCommand(app *kingpin.Application) (string, func() int) {
 	cmd.Flag("metrics.season", "Seasonal lag of MASE's seasonal-naive scale.").Default("1d").DurationVar(&bc.season)
 	cmd.Flag("progress", "Progress on stderr: auto (a bar on a terminal, a line every 10s otherwise), bar, log or none.").Default("auto").EnumVar(&bc.progress, "auto", "bar", "log", "none")
 	cmd.Arg("pipeline-files", "Pipeline files to replay; default: the config's rule_files.").ExistingFilesVar(&bc.files)
-	return cmd.FullCommand(), func() int {
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		defer stop()
-		return runBacktest(ctx, bc, os.Stdout, os.Stderr, strings.Join(os.Args, " "))
-	}
+	return &bc
 }
 
 // runBacktest runs the command and returns its exit code: 0 on success, 1
