@@ -214,6 +214,10 @@ type Score struct {
 	// them count in MASE.
 	Windows     int `json:"windows"`
 	MASEWindows int `json:"mase_windows"`
+	// Points is how many actuals were forecast; Below and Above how many
+	// of them fell under level 0.1 and over level 0.9 (not part of the
+	// protocol: the 80 % band's coverage, which explains WQL).
+	Points, Below, Above int
 }
 
 // QuantileLoss is GluonTS' quantile loss of forecast f at level q for
@@ -282,6 +286,12 @@ func Evaluate(values []float64, p Protocol, origins []int, fc []forecast.Forecas
 		var ae, ql float64
 		for h := range p.H {
 			y := values[o+h]
+			sc.Points++
+			if y < f.Values[0][h] {
+				sc.Below++
+			} else if y > f.Values[len(Levels)-1][h] {
+				sc.Above++
+			}
 			ae += math.Abs(y - f.Values[MedianIndex][h])
 			absSum += math.Abs(y)
 			for qi, q := range Levels {

@@ -120,8 +120,8 @@ type ModelResult struct {
 	// Scores[i] is the model's score on Report.Series[i]; Errors[i] is
 	// set instead when the series could not be scored.
 	Scores []SeriesScore `json:"scores"`
-	// Aggregates over subsets of series (ratios to the reference); empty
-	// for the reference itself.
+	// Aggregates over subsets of series (ratios to the reference, which
+	// are 1 for the reference itself).
 	Aggregates []Aggregate `json:"aggregates,omitempty"`
 	Forecasts  int         `json:"forecasts"`
 	// WallS and CPUS are the medians over Report.Rounds passes over
@@ -138,6 +138,9 @@ type SeriesScore struct {
 	WQL         Num    `json:"wql"`
 	Windows     int    `json:"windows"`
 	MASEWindows int    `json:"mase_windows"`
+	Points      int    `json:"points"`
+	Below       int    `json:"below_q10"`
+	Above       int    `json:"above_q90"`
 	MASERatio   Num    `json:"mase_ratio"`
 	WQLRatio    Num    `json:"wql_ratio"`
 	Err         string `json:"error,omitempty"`
@@ -154,6 +157,12 @@ type Aggregate struct {
 	GeoWQL   Num `json:"geomean_wql_ratio"`
 	MeanWQL  Num `json:"mean_wql_ratio"`
 	Failed   int `json:"failed"` // series the model failed on
+	// Coverage, Below, Above: the shares of all actuals of the subset's
+	// series (all of them, excluded ones too) inside [q0.1, q0.9], under
+	// and over it; nominally 0.8, 0.1, 0.1.
+	Coverage Num `json:"coverage_80"`
+	Below    Num `json:"below_q10"`
+	Above    Num `json:"above_q90"`
 	// FlooredMASE, FlooredWQL: ratios below ratioFloor (0 when the model
 	// is exact where the reference is not), floored in the geometric mean.
 	FlooredMASE int `json:"floored_mase"`
@@ -208,6 +217,19 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	var err error
 	if rep.Reference, err = runModel(ctx, rep, ref, o.Series, origins, par); err != nil {
 		return nil, err
+	}
+	for i := range rep.Reference.Scores {
+		s := &rep.Reference.Scores[i]
+		s.MASERatio, s.WQLRatio = Num(math.NaN()), Num(math.NaN())
+		if s.MASE > 0 {
+			s.MASERatio = 1
+		}
+		if s.WQL > 0 {
+			s.WQLRatio = 1
+		}
+	}
+	for _, sub := range Subsets {
+		rep.Reference.Aggregates = append(rep.Reference.Aggregates, aggregate(sub, o.Series, rep.Reference.Scores))
 	}
 	for i, s := range rep.Reference.Scores {
 		if s.Err != "" {
@@ -332,7 +354,8 @@ func forecastAll(ctx context.Context, rep *Report, spec ModelSpec, models map[st
 					mr.Scores[i] = SeriesScore{MASE: Num(math.NaN()), WQL: Num(math.NaN()), Err: err.Error()}
 					continue
 				}
-				mr.Scores[i] = SeriesScore{MASE: Num(sc.MASE), WQL: Num(sc.WQL), Windows: sc.Windows, MASEWindows: sc.MASEWindows}
+				mr.Scores[i] = SeriesScore{MASE: Num(sc.MASE), WQL: Num(sc.WQL), Windows: sc.Windows, MASEWindows: sc.MASEWindows,
+					Points: sc.Points, Below: sc.Below, Above: sc.Above}
 			}
 		}()
 	}
@@ -365,6 +388,7 @@ const ratioFloor = 0.01
 func aggregate(sub Subset, series []Series, scores []SeriesScore) Aggregate {
 	a := Aggregate{Subset: sub.Name}
 	var ms, ws []float64
+	var pts, below, above int
 	for i, s := range series {
 		if !sub.Keep(s) {
 			continue
@@ -374,6 +398,9 @@ func aggregate(sub Subset, series []Series, scores []SeriesScore) Aggregate {
 			a.Failed++
 			continue
 		}
+		pts += sc.Points
+		below += sc.Below
+		above += sc.Above
 		if r := float64(sc.MASERatio); !math.IsNaN(r) {
 			ms = append(ms, r)
 			if r < ratioFloor {
@@ -388,6 +415,11 @@ func aggregate(sub Subset, series []Series, scores []SeriesScore) Aggregate {
 		}
 	}
 	a.NMASE, a.NWQL = len(ms), len(ws)
+	a.Coverage, a.Below, a.Above = Num(math.NaN()), Num(math.NaN()), Num(math.NaN())
+	if pts > 0 {
+		a.Below, a.Above = Num(float64(below)/float64(pts)), Num(float64(above)/float64(pts))
+		a.Coverage = 1 - a.Below - a.Above
+	}
 	a.GeoMASE, a.MeanMASE = Num(GeoMean(ms)), Num(Mean(ms))
 	a.GeoWQL, a.MeanWQL = Num(GeoMean(ws)), Num(Mean(ws))
 	return a
@@ -514,6 +546,23 @@ func (r *Report) Markdown(perSeries bool) string {
 			}
 		}
 		fmt.Fprintf(&b, "| %s | %d | %s (%s) | %d | %s (%s) |\n", sub.Name, len(ms), f3(Num(rawGeo(ms))), f3(Num(Mean(ms))), len(ws), f3(Num(rawGeo(ws))), f3(Num(Mean(ws))))
+	}
+
+	b.WriteString("\n#### Coverage of the 10–90 % band (not part of the protocol: share of all actuals inside [q0.1, q0.9], under it / over it; nominal 0.80, 0.10 / 0.10)\n\n| model |")
+	for _, sub := range Subsets {
+		fmt.Fprintf(&b, " %s |", sub.Name)
+	}
+	b.WriteString("\n| --- |")
+	for range Subsets {
+		b.WriteString(" --: |")
+	}
+	b.WriteString("\n")
+	for _, m := range append([]ModelResult{r.Reference}, r.Models...) {
+		fmt.Fprintf(&b, "| `%s` |", m.Name)
+		for _, a := range m.Aggregates {
+			fmt.Fprintf(&b, " %.2f (%.2f / %.2f) |", float64(a.Coverage), float64(a.Below), float64(a.Above))
+		}
+		b.WriteString("\n")
 	}
 
 	b.WriteString("\nLeft out of the MASE ratios (reference MASE 0 or undefined): ")
