@@ -224,6 +224,9 @@ def export(model_id, context, horizon, device, out, random_init=False, seed=0, c
             worst = max(worst, compare(got, want, tol, f"traced file on a batch of {b}"))
         log(f"checked the saved file against the eager module on batches of 5, 1 and 8 "
             f"(NaN gaps and padding): max difference {worst:.2g} of the series' scale, tolerance {tol:g}")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp made it 0600
         os.replace(tmp, out)
     finally:
         if os.path.exists(tmp):
