@@ -79,6 +79,11 @@ func TestReferenceHandComputed(t *testing.T) {
 	if sc.Windows != 2 || sc.MASEWindows != 2 {
 		t.Errorf("windows %d/%d, want 2/2", sc.MASEWindows, sc.Windows)
 	}
+	// Bands [median+1.1, median+1.9]: 4 is over [3.1, 3.9]; 6, 3 and 7
+	// are under [6.1, 6.9], [5.1, 5.9] and [7.1, 7.9].
+	if sc.Points != 4 || sc.Below != 3 || sc.Above != 1 {
+		t.Errorf("points %d, below %d, above %d; want 4, 3, 1", sc.Points, sc.Below, sc.Above)
+	}
 }
 
 func TestMetricPieces(t *testing.T) {
@@ -228,7 +233,7 @@ func TestSubsetEndToEnd(t *testing.T) {
 			}
 		}
 		a := m.Aggregates[0]
-		if a.Subset != "all" || a.NMASE != 3 || a.NWQL != 3 || !(a.GeoMASE > 0) {
+		if a.Subset != "all" || a.NMASE != 3 || a.NWQL != 3 || !(a.GeoMASE > 0) || !(a.Coverage > 0 && a.Coverage <= 1) {
 			t.Errorf("%s: %+v", m.Name, a)
 		}
 		// builtin's seasonal_naive with the protocol's season has the
