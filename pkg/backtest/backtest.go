@@ -137,8 +137,8 @@ type unit struct {
 	file  *CSVFile // CSV units
 	rules []unitRule
 	// stamps are the output stamps (ms) for CSV units, rows the
-	// timestamps of the file's rows in the range; store units use
-	// evaluation times from the range.
+	// timestamps of the file's rows in the range, in file order (with
+	// duplicates); store units use evaluation times from the range.
 	stamps, rows []int64
 	evals        int // evaluations this unit makes, for progress
 }
@@ -364,9 +364,9 @@ func csvStamps(f *CSVFile, start, end time.Time, iv time.Duration) (stamps, rows
 		return nil, nil, fmt.Errorf("%s: the range %s to %s is outside the file's data (%s to %s)", f.Path,
 			fmtTime(time.UnixMilli(lo)), fmtTime(time.UnixMilli(hi)), fmtTime(time.UnixMilli(first)), fmtTime(time.UnixMilli(last)))
 	}
-	for _, r := range f.Rows {
-		if r.T >= lo && r.T <= hi {
-			rows = append(rows, r.T)
+	for _, t := range f.Times {
+		if t >= lo && t <= hi {
+			rows = append(rows, t)
 		}
 	}
 	if iv > 0 {
@@ -374,7 +374,11 @@ func csvStamps(f *CSVFile, start, end time.Time, iv time.Duration) (stamps, rows
 			stamps = append(stamps, t.UnixMilli())
 		}
 	} else {
-		stamps = rows
+		for _, r := range f.Rows {
+			if r.T >= lo && r.T <= hi {
+				stamps = append(stamps, r.T)
+			}
+		}
 	}
 	if len(rows) == 0 || len(stamps) == 0 {
 		return nil, nil, fmt.Errorf("%s: no row in the range %s to %s", f.Path, fmtTime(time.UnixMilli(lo)), fmtTime(time.UnixMilli(hi)))

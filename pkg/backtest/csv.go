@@ -33,6 +33,9 @@ type CSVFile struct {
 	// directly), slash-separated: the value of the `file` label.
 	Path, Name string
 	Rows       []Row
+	// Times are the rows' timestamps (ms) in file order, duplicates and
+	// all: the rows a detector's output must have, one each (NAB).
+	Times []int64
 	// Duplicates counts rows dropped because a later row (in file order)
 	// had the same timestamp; FirstDuplicateLine is the line of the first
 	// such later row.
@@ -142,6 +145,10 @@ func parseCSV(r io.Reader, path string) (*CSVFile, error) {
 	}
 	if len(rows) == 0 {
 		return nil, fmt.Errorf("%s: no data rows (want a timestamp,value header and rows)", path)
+	}
+	out.Times = make([]int64, len(rows))
+	for i, r := range rows {
+		out.Times[i] = r.T
 	}
 	if out.Backwards > 0 {
 		slices.SortStableFunc(rows, func(a, b lineRow) int { return cmpInt(a.T, b.T) })

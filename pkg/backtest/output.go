@@ -257,10 +257,12 @@ func appendSeconds(b []byte, ms int64) []byte {
 const scoreTimeLayout = "2006-01-02 15:04:05.999"
 
 // writeScores writes timestamp,anomaly_score for every row of the unit's
-// file in the range. With evaluations at every row (the default) a row gets
-// the score of its own evaluation; with an interval, of the first
-// evaluation stamped at or after it (the one that scored it). Rows without
-// a score (too little history yet, a skipped series) get 0.
+// file in the range, in file order (duplicated timestamps and rows that go
+// back included, as NAB's scorer wants one line per data row). With
+// evaluations at every row's timestamp (the default) a row gets the score
+// of the evaluation at its timestamp; with an interval, of the first
+// evaluation stamped at or after it (the one that first saw it). Rows
+// without a score (too little history yet, a skipped series) get 0.
 func writeScores(dir string, u *unit, o *ruleOut) error {
 	var s *seriesOut
 	for _, cand := range o.sortedSeries() {
@@ -280,11 +282,8 @@ func writeScores(dir string, u *unit, o *ruleOut) error {
 		if _, err := io.WriteString(w, "timestamp,anomaly_score\n"); err != nil {
 			return err
 		}
-		j := 0
 		for _, t := range u.rows {
-			for j < len(o.stamps) && o.stamps[j] < t {
-				j++
-			}
+			j, _ := slices.BinarySearch(o.stamps, t)
 			v := 0.0
 			if j < len(o.stamps) && finite(scores[j]) {
 				v = scores[j]
