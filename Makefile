@@ -118,8 +118,9 @@ vet-libtorch:
 # The tagged tests: fixtures are made by libtorch/make_fixtures.py with the
 # same torch the binary links (TORCH_PYTHON). In test/e2e only the
 # torchscript end-to-end test: make test runs the rest untagged. Installs the canonical
-# libtorch first unless LIBTORCH was given.
-test-libtorch: $(if $(filter file,$(origin LIBTORCH)),libtorch) vet-libtorch
+# libtorch and the export tool's packages (the Chronos/TimesFM parity tests
+# export with it) first unless LIBTORCH was given.
+test-libtorch: $(if $(filter file,$(origin LIBTORCH)),libtorch export-deps) vet-libtorch
 	$(TORCH_ENV) OPENANOMALY_TORCH_PYTHON=$(TORCH_PYTHON) \
 	$(GO) test -tags libtorch $(TEST_FLAGS) ./pkg/forecast/torch/... ./pkg/forecast/tsfm/... ./cmd/openanomaly/...
 	$(TORCH_ENV) OPENANOMALY_TORCH_PYTHON=$(TORCH_PYTHON) \
