@@ -236,6 +236,9 @@ func TestSubsetEndToEnd(t *testing.T) {
 		if a.Subset != "all" || a.NMASE != 3 || a.NWQL != 3 || !(a.GeoMASE > 0) || !(a.Coverage > 0 && a.Coverage <= 1) {
 			t.Errorf("%s: %+v", m.Name, a)
 		}
+		if len(m.Datasets) != 3 || len(m.OverDatasets) != 2 || m.OverDatasets[0].NMASE != 3 || m.OverDatasets[1].NMASE != 3 {
+			t.Errorf("%s: datasets %+v, over them %+v", m.Name, m.Datasets, m.OverDatasets)
+		}
 		// builtin's seasonal_naive with the protocol's season has the
 		// reference's median (one season back) up to the model's scaling.
 		if m.Name == "seasonal_naive" {

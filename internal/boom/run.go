@@ -124,6 +124,12 @@ type ModelResult struct {
 	// are 1 for the reference itself).
 	Aggregates []Aggregate `json:"aggregates,omitempty"`
 	Forecasts  int         `json:"forecasts"`
+	// Datasets has one aggregate per BOOM dataset (its variates),
+	// OverDatasets the geometric (and arithmetic) means of the datasets'
+	// geometric means, each dataset weighted 1 as in BOOM's own
+	// aggregation; N counts datasets there.
+	Datasets     []Aggregate `json:"datasets,omitempty"`
+	OverDatasets []Aggregate `json:"over_datasets,omitempty"`
 	// WallS and CPUS are the medians over Report.Rounds passes over
 	// every series (CPU: the process's user + system time).
 	WallS    Num `json:"wall_seconds"`
@@ -263,6 +269,33 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 		for _, sub := range Subsets {
 			mr.Aggregates = append(mr.Aggregates, aggregate(sub, o.Series, mr.Scores))
+		}
+		for _, d := range datasets(o.Series) {
+			mr.Datasets = append(mr.Datasets, aggregate(Subset{d, func(s Series) bool { return s.Dataset == d }}, o.Series, mr.Scores))
+		}
+		for _, without := range []bool{false, true} {
+			a := Aggregate{Subset: "geometric mean over datasets"}
+			if without {
+				a.Subset += ", without " + ExcludedDataset
+			}
+			var ms, ws []float64
+			for _, d := range mr.Datasets {
+				if without && d.Subset == ExcludedDataset {
+					continue
+				}
+				if d.NMASE > 0 {
+					ms = append(ms, float64(d.GeoMASE))
+					a.NMASE++
+				}
+				if d.NWQL > 0 {
+					ws = append(ws, float64(d.GeoWQL))
+					a.NWQL++
+				}
+			}
+			a.GeoMASE, a.MeanMASE = Num(GeoMean(ms)), Num(Mean(ms))
+			a.GeoWQL, a.MeanWQL = Num(GeoMean(ws)), Num(Mean(ws))
+			a.Coverage, a.Below, a.Above = Num(math.NaN()), Num(math.NaN()), Num(math.NaN())
+			mr.OverDatasets = append(mr.OverDatasets, a)
 		}
 		rep.Models = append(rep.Models, mr)
 		if spec.Name == "default" {
@@ -530,6 +563,34 @@ func (r *Report) Markdown(perSeries bool) string {
 		fmt.Fprintf(&b, "\n%s.\n", strings.Join(notes, ";\n"))
 	}
 
+	b.WriteString("\n#### By dataset (geometric mean over its variates of the MASE ratio / WQL ratio)\n\n| dataset | variates with a ratio |")
+	for _, m := range r.Models {
+		fmt.Fprintf(&b, " `%s` |", m.Name)
+	}
+	b.WriteString("\n| --- | --: |")
+	for range r.Models {
+		b.WriteString(" --: |")
+	}
+	b.WriteString("\n")
+	if len(r.Models) > 0 {
+		for di, d := range r.Models[0].Datasets {
+			fmt.Fprintf(&b, "| %s | %d |", d.Subset, d.NMASE)
+			for _, m := range r.Models {
+				a := m.Datasets[di]
+				fmt.Fprintf(&b, " %s / %s |", f3(a.GeoMASE), f3(a.GeoWQL))
+			}
+			b.WriteString("\n")
+		}
+		for oi, o := range r.Models[0].OverDatasets {
+			fmt.Fprintf(&b, "| **%s** | %d datasets |", o.Subset, o.NMASE)
+			for _, m := range r.Models {
+				a := m.OverDatasets[oi]
+				fmt.Fprintf(&b, " **%s / %s** |", f3(a.GeoMASE), f3(a.GeoWQL))
+			}
+			b.WriteString("\n")
+		}
+	}
+
 	b.WriteString("\n#### The reference's own errors (geometric mean over series of MASE and WQL, arithmetic mean in brackets)\n\n")
 	b.WriteString("| subset | n MASE | MASE | n WQL | WQL |\n| --- | --- | --: | --: | --: |\n")
 	for _, sub := range Subsets {
@@ -764,4 +825,14 @@ func seasonsString(m map[string]int) string {
 		parts = append(parts, fmt.Sprintf("%s×%d", e.k, e.n))
 	}
 	return strings.Join(parts, " ")
+}
+
+// datasets lists the series' datasets, sorted.
+func datasets(series []Series) []string {
+	var out []string
+	for _, s := range series {
+		out = append(out, s.Dataset)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
