@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -90,7 +91,10 @@ type Rule struct {
 	// evaluation, to send stale markers for those that disappear.
 	prevSeries map[uint64]labels.Labels
 	// hist is the input history kept for incremental reads.
-	hist         *history
+	hist *history
+	// novelty holds each output series' recent raw scores when the rule's
+	// anomaly has a novelty window; keyed by the output base labels' hash.
+	novelty      map[uint64]*scoreMax
 	health       string
 	lastError    error
 	lastEval     time.Time
@@ -133,6 +137,12 @@ func (r *Rule) copyState(old *Rule) {
 	// The history is kept only if it is of the same data: readRange
 	// compares expr, step and context.
 	r.hist = old.hist
+	// Remembered scores carry over while they mean the same thing.
+	if r.spec.Anomaly != nil && r.spec.Anomaly.Novelty != nil && old.spec.Anomaly != nil && old.spec.Anomaly.Novelty != nil &&
+		*r.spec.Anomaly.Novelty == *old.spec.Anomaly.Novelty && r.spec.Anomaly.Direction == old.spec.Anomaly.Direction &&
+		slices.Equal(r.spec.Anomaly.Band, old.spec.Anomaly.Band) && r.spec.Anomaly.MinDeviation == old.spec.Anomaly.MinDeviation {
+		r.novelty = old.novelty
+	}
 	r.health, r.lastError, r.lastEval, r.lastDuration = old.health, old.lastError, old.lastEval, old.lastDuration
 }
 
@@ -385,6 +395,9 @@ func (r *Rule) evalInner(ctx context.Context, ts time.Time, env evalEnv) (map[st
 		outs = append(outs, outSample{lset: lset, v: v})
 		curr[lset.Hash()] = lset
 	}
+	if r.spec.Anomaly != nil && r.spec.Anomaly.Novelty != nil && r.novelty == nil {
+		r.novelty = map[uint64]*scoreMax{}
+	}
 	for i, p := range prepared {
 		sf := scored[i]
 		if sf.Err != nil {
@@ -407,6 +420,14 @@ func (r *Rule) evalInner(ctx context.Context, ts time.Time, env evalEnv) (map[st
 		if r.spec.Anomaly != nil {
 			lo, hi = sf.Values[r.qLo][hNewest], sf.Values[r.qHi][hNewest]
 			sc = 0
+			nov := r.spec.Anomaly.Novelty
+			var past *scoreMax
+			if nov != nil {
+				if past = r.novelty[keys[i]]; past == nil {
+					past = &scoreMax{}
+					r.novelty[keys[i]] = past
+				}
+			}
 			for j := p.firstNew; j <= p.newest; j++ {
 				if math.IsNaN(p.values[j]) {
 					continue
@@ -414,6 +435,9 @@ func (r *Rule) evalInner(ctx context.Context, ts time.Time, env evalEnv) (map[st
 				h := j - p.firstNew
 				s := score.Score(p.values[j], sf.Values[r.qMedian][h], sf.Values[r.qLo][h], sf.Values[r.qHi][h],
 					r.spec.Anomaly.MinDeviation, r.spec.Anomaly.Direction)
+				if past != nil {
+					s = past.novelty(startMs+int64(j)*stepMs, time.Duration(nov.Window).Milliseconds(), s, nov.Floor)
+				}
 				sc = max(sc, s)
 			}
 			vals = append(vals, lo, hi, sc)
@@ -442,6 +466,15 @@ func (r *Rule) evalInner(ctx context.Context, ts time.Time, env evalEnv) (map[st
 		}
 	}
 
+	// Forget the scores of series that have been away for a whole window.
+	if nov := r.noveltyWindow(); nov > 0 {
+		for k, m := range r.novelty {
+			if m.newest()+max(1, nov/noveltyBuckets) <= stamp-nov {
+				delete(r.novelty, k)
+			}
+		}
+	}
+
 	if env.appender != nil {
 		for _, o := range outs {
 			env.appender.Append(o.lset, stamp, o.v)
@@ -464,6 +497,14 @@ func (r *Rule) evalInner(ctx context.Context, ts time.Time, env evalEnv) (map[st
 	r.lastStamp = stamp
 	r.mtx.Unlock()
 	return skipped, nil
+}
+
+// noveltyWindow returns the novelty window in ms, 0 without one.
+func (r *Rule) noveltyWindow() int64 {
+	if r.spec.Anomaly == nil || r.spec.Anomaly.Novelty == nil {
+		return 0
+	}
+	return time.Duration(r.spec.Anomaly.Novelty.Window).Milliseconds()
 }
 
 // outputLabels turns an input series' labels into the base labels of its

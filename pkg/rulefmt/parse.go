@@ -490,6 +490,17 @@ func (p *fileParser) validateAnomaly(s *ruleScope, a *Anomaly) {
 	if math.IsNaN(a.MinDeviation) || math.IsInf(a.MinDeviation, 0) || a.MinDeviation < 0 {
 		s.errorf([]any{"anomaly", "min_deviation"}, "anomaly min_deviation %g must be finite and not negative", a.MinDeviation)
 	}
+	if n := a.Novelty; n != nil {
+		if n.Window <= 0 && s.ok("anomaly", "novelty", "window") {
+			s.errorf([]any{"anomaly", "novelty"}, "anomaly novelty window must be set and greater than 0, e.g. 7d")
+		}
+		switch {
+		case math.IsNaN(n.Floor) || math.IsInf(n.Floor, 0) || n.Floor < 0:
+			s.errorf([]any{"anomaly", "novelty", "floor"}, "anomaly novelty floor %g must be finite and greater than 0", n.Floor)
+		case n.Floor == 0:
+			n.Floor = DefaultNoveltyFloor
+		}
+	}
 }
 
 // exprError reports a PromQL parse error at its position in the file when

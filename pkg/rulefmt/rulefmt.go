@@ -90,7 +90,27 @@ type Anomaly struct {
 	// MinDeviation is an absolute floor on the band's half-width, in the
 	// metric's units, so that tiny bands do not make huge scores.
 	MinDeviation float64 `yaml:"min_deviation,omitempty"`
+	// Novelty, when set, makes the score relative to the series' own
+	// recent past: each point's score (as above) is divided by the highest
+	// score the series had in the preceding window, or by the floor if that
+	// is higher. A score of 1 or more then says the point is both at least
+	// floor half-widths outside the median and more extreme than anything
+	// in the window, which keeps a series that is often outside its band
+	// from firing again and again.
+	Novelty *Novelty `yaml:"novelty,omitempty"`
 }
+
+// Novelty configures Anomaly.Novelty.
+type Novelty struct {
+	// Window is how far back a series' scores count, e.g. 7d.
+	Window model.Duration `yaml:"window"`
+	// Floor is the least divisor, in band half-widths; default 1, so a
+	// point inside the band never scores 1.
+	Floor float64 `yaml:"floor,omitempty"`
+}
+
+// DefaultNoveltyFloor is Novelty.Floor's default.
+const DefaultNoveltyFloor = 1.0
 
 // Covariate is an extra input series for foundation models, reserved for
 // now: only an empty list is accepted.

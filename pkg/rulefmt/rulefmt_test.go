@@ -214,6 +214,8 @@ func TestParseBad(t *testing.T) {
 			// against it are skipped.
 			{"23:15", `rule "e": step: not a valid duration string: "5"`},
 			{"27:18", `group "conc": concurrency -2 must not be negative`},
+			{"34:20", `rule "n": anomaly novelty window must be set and greater than 0, e.g. 7d`},
+			{"34:28", `rule "n": anomaly novelty floor -1 must be finite and greater than 0`},
 		}},
 		{"quantiles.bad.yaml", []want{
 			{"6:21", "quantile 0 is not between 0 and 1"},

@@ -188,6 +188,9 @@ var refinements = map[string]refinement{
 		s.Default = rulefmt.DirectionBoth
 	}},
 	"Anomaly.MinDeviation": {apply: func(s *schema) { s.Minimum = ptr(0.0); s.Default = 0 }},
+	"Anomaly.Novelty":      {nullable: true},
+	"Novelty.Window":       {apply: positiveDuration},
+	"Novelty.Floor":        {apply: func(s *schema) { s.ExclusiveMinimum = ptr(0.0); s.Default = rulefmt.DefaultNoveltyFloor }},
 }
 
 // generate returns the schema, indented and ending in a newline. srcDir
