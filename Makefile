@@ -167,3 +167,12 @@ TORCHBENCH_FLAGS ?=
 bench-torch: $(if $(filter file,$(origin LIBTORCH)),libtorch)
 	$(TORCH_ENV) $(GO) build -tags libtorch -o bin/torchbench ./internal/cmd/torchbench
 	bin/torchbench -python $(TORCH_PYTHON) $(TORCHBENCH_FLAGS)
+
+# The vmalert z-score peer on NAB (issue 6, BENCHMARKS.md): VictoriaMetrics +
+# vmalert replay of internal/nabpeer/peer-rules.yml over the 58 NAB files,
+# scored with pkg/nab; about 2 minutes. Results in bin/nabpeer/. E.g.
+# make bench-nab-peer NABPEER_FLAGS='-files realKnownCause/nyc_taxi.csv'
+NABPEER_FLAGS ?=
+.PHONY: bench-nab-peer
+bench-nab-peer:
+	$(GO) run ./internal/cmd/nabpeer -out bin/nabpeer -json bin/nabpeer/report.json $(NABPEER_FLAGS)
