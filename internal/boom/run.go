@@ -74,6 +74,9 @@ type Options struct {
 	Models []ModelSpec
 	// Origins overrides each protocol's K when > 0 (tests, quick runs).
 	Origins int
+	// Context overrides each protocol's C when > 0: a diagnostic outside
+	// the protocol (how the models do with more history).
+	Context int
 	// Parallelism is how many series are forecast at once; 0 means
 	// GOMAXPROCS. Each request holds one series' windows, which the
 	// built-in models spread over GOMAXPROCS workers themselves.
@@ -210,6 +213,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		p := Protocols[f]
 		if o.Origins > 0 {
 			p.K = o.Origins
+		}
+		if o.Context > 0 {
+			p.C = o.Context
 		}
 		rep.Protocols = append(rep.Protocols, p)
 	}

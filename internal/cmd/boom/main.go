@@ -34,6 +34,7 @@ func main() {
 	flag.IntVar(&o.Parallelism, "parallelism", 0, "series forecast at once (0: GOMAXPROCS)")
 	flag.IntVar(&o.Rounds, "rounds", 5, "passes over every series per model, for the timing (medians)")
 	flag.IntVar(&o.Origins, "origins", 0, "origins per series instead of the protocol's K (0: the protocol's)")
+	flag.IntVar(&o.Context, "context", 0, "context points per forecast instead of the protocol's C (0: the protocol's; a diagnostic outside the protocol)")
 	flag.BoolVar(&perSeries, "per-series", true, "print the per-series table")
 	flag.Parse()
 
