@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -318,6 +319,43 @@ func (r *Report) Markdown() string {
 		for _, res := range v.Results {
 			fmt.Fprintf(&b, "| %s | %s | **%.1f** | %.4g | %d | %d | %d | %.3f | %.3f | %.3f |\n",
 				v.Name, res.Profile, res.Score, res.Threshold, res.Detected, res.Missed, res.FalsePositives, res.Precision, res.Recall, res.F1)
+		}
+	}
+
+	// Where the standard profile's score comes from, per category.
+	for _, v := range r.Variants {
+		if v.Name != "recorded" || len(v.Results) == 0 {
+			continue
+		}
+		res := v.Results[0]
+		fmt.Fprintf(&b, "\nBy category (%s score, %s profile, threshold %.4g; raw = the category's share of the raw score, null = its windows × −A_FN):\n\n", v.Name, res.Profile, res.Threshold)
+		b.WriteString("| category | files | windows | detected | FP rows | raw | null |\n| --- | --: | --: | --: | --: | --: | --: |\n")
+		type agg struct {
+			files, windows, detected, fp int
+			raw                          float64
+		}
+		cats := map[string]*agg{}
+		var order []string
+		for _, f := range res.Files {
+			c := path.Dir(f.Key)
+			if cats[c] == nil {
+				cats[c] = &agg{}
+				order = append(order, c)
+			}
+			a := cats[c]
+			a.files++
+			a.windows += f.Windows
+			a.detected += f.Detected
+			a.fp += f.FalsePositives
+			a.raw += f.Raw
+		}
+		fn := 1.0 // A_FN
+		if res.Windows > 0 {
+			fn = -res.Null / float64(res.Windows)
+		}
+		for _, c := range order {
+			a := cats[c]
+			fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %.2f | %.2f |\n", c, a.files, a.windows, a.detected, a.fp, a.raw, -fn*float64(a.windows))
 		}
 	}
 
