@@ -173,3 +173,43 @@ func TestTimesFMParity(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkTimesFMForecast times the sidecar's model path (torch.New's
+// model, Forecast: both chains of the adapter) on the TimesFM file named by
+// OPENANOMALY_TIMESFM_FILE (e.g. the 200M random-weights export of
+// libtorch/TIMESFM.md), for OPENANOMALY_TIMESFM_SERIES series (default 16)
+// of a full context, one pass of the file's horizon, 2 threads.
+func BenchmarkTimesFMForecast(b *testing.B) {
+	path := os.Getenv("OPENANOMALY_TIMESFM_FILE")
+	if path == "" {
+		b.Skip("set OPENANOMALY_TIMESFM_FILE to a TimesFM 2.5 file")
+	}
+	n := 16
+	if s := os.Getenv("OPENANOMALY_TIMESFM_SERIES"); s != "" {
+		fmt.Sscan(s, &n)
+	}
+	m, err := torch.New(config.TorchScriptConfig{Path: path, Device: parityDevice(), BatchSize: 2 * n, Threads: 2})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	md := m.Metadata()
+	req := forecast.Request{Horizon: md.Horizon, Quantiles: md.Quantiles}
+	for i := range n {
+		h := make([]float64, md.ContextLength)
+		for t := range h {
+			h[t] = 100 + 10*math.Sin(float64(t+i)/7) + float64(t%13)
+		}
+		req.Histories = append(req.Histories, h)
+	}
+	if _, err := m.Forecast(context.Background(), req); err != nil { // warm-up
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for range b.N {
+		if _, err := m.Forecast(context.Background(), req); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N*n), "ms/series")
+}
