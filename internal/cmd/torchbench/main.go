@@ -28,11 +28,13 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/openanomaly/openanomaly/pkg/config"
@@ -90,7 +92,10 @@ func main() {
 			o.data = filepath.Join("..", "shared", "data", "nab")
 		}
 	}
-	rep, err := run(context.Background(), o)
+	// Interrupted: the Python side is killed and the temporary files go.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rep, err := run(ctx, o)
 	if err != nil {
 		fatal(err)
 	}
@@ -209,7 +214,7 @@ func run(ctx context.Context, o options) (*report, error) {
 		return nil, err
 	}
 
-	py, err := startPython(o, hfile.Name())
+	py, err := startPython(ctx, o, hfile.Name())
 	if err != nil {
 		return nil, err
 	}
@@ -296,6 +301,9 @@ func run(ctx context.Context, o options) (*report, error) {
 
 	for r := range o.rounds {
 		for bi, b := range o.batches {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
 			n := rep.Iterations[bi]
 			// A B A: the side that goes first (alternating) runs half its
 			// iterations before the other side's and half after, so that
@@ -327,8 +335,9 @@ func run(ctx context.Context, o options) (*report, error) {
 			rd.Ratio = rd.Go.SeriesPerS / rd.Python.SeriesPerS
 			rd.Overhead = rd.Go.overhead()
 			rep.Rounds = append(rep.Rounds, rd)
-			fmt.Fprintf(os.Stderr, "round %d batch %d: go %.1f series/s, python %.1f series/s, ratio %.3f, go overhead %.2f%%\n",
-				r+1, b, rd.Go.SeriesPerS, rd.Python.SeriesPerS, rd.Ratio, 100*rd.Overhead)
+			fmt.Fprintf(os.Stderr, "round %d batch %d: go %.1f series/s, python %.1f series/s, ratio %.3f, go overhead %.2f%%; forward %.2f ms (go), %.2f ms (python)\n",
+				r+1, b, rd.Go.SeriesPerS, rd.Python.SeriesPerS, rd.Ratio, 100*rd.Overhead,
+				1e3*rd.Go.ForwardSeconds/float64(rd.Go.Iterations), 1e3*rd.Python.ForwardSeconds/float64(rd.Python.Iterations))
 		}
 	}
 	return rep, nil
@@ -406,8 +415,8 @@ type pyWorker struct {
 	torch string
 }
 
-func startPython(o options, histories string) (*pyWorker, error) {
-	cmd := exec.Command(o.python, o.script, "--model", o.model, "--histories", histories,
+func startPython(ctx context.Context, o options, histories string) (*pyWorker, error) {
+	cmd := exec.CommandContext(ctx, o.python, o.script, "--model", o.model, "--histories", histories,
 		"--threads", strconv.Itoa(o.threads), "--device", o.device)
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
@@ -679,10 +688,10 @@ func (r *report) markdown() string {
 	}
 	w("Each round and batch size: the same iteration count on both sides (about %.3g s of the Go path), run A B A: the side that goes first (alternating) runs half before the other side, half after; %d rounds.\n\n",
 		r.TargetSecs, len(r.Rounds)/max(1, len(r.Batches)))
-	w("| batch | iterations | Go series/s | Python series/s | Go/Python per round | median ratio | Go overhead (median) | in the shim | in Go | Python overhead |\n")
-	w("| --: | --: | --: | --: | --- | --: | --: | --: | --: | --: |\n")
+	w("| batch | iterations | Go series/s | Python series/s | Go/Python per round | median ratio | Go overhead (median) | in the shim | in Go | Python overhead | forward ms, Go / Python |\n")
+	w("| --: | --: | --: | --: | --- | --: | --: | --: | --: | --: | --: |\n")
 	for bi, b := range r.Batches {
-		var gs, ps, ratios, ov, shim, gov, pov []float64
+		var gs, ps, ratios, ov, shim, gov, pov, gf, pf []float64
 		var per []string
 		for _, rd := range r.Rounds {
 			if rd.Batch != b {
@@ -696,11 +705,13 @@ func (r *report) markdown() string {
 			shim = append(shim, (rd.Go.CallSeconds-rd.Go.ForwardSeconds)/rd.Go.Seconds)
 			gov = append(gov, 1-rd.Go.CallSeconds/rd.Go.Seconds)
 			pov = append(pov, rd.Python.overhead())
+			gf = append(gf, 1e3*rd.Go.ForwardSeconds/float64(rd.Go.Iterations))
+			pf = append(pf, 1e3*rd.Python.ForwardSeconds/float64(rd.Python.Iterations))
 		}
-		w("| %d | %d | %.1f | %.1f | %s | **%.3f** | **%.2f %%** | %.2f %% | %.2f %% | %.2f %% |\n",
+		w("| %d | %d | %.1f | %.1f | %s | **%.3f** | **%.2f %%** | %.2f %% | %.2f %% | %.2f %% | %.4g / %.4g |\n",
 			b, r.Iterations[bi], median(gs), median(ps), strings.Join(per, ", "), median(ratios),
-			100*median(ov), 100*median(shim), 100*median(gov), 100*median(pov))
+			100*median(ov), 100*median(shim), 100*median(gov), 100*median(pov), median(gf), median(pf))
 	}
-	w("\nGo overhead = 1 − (the shim's forward time) / (Go end-to-end time), per round; \"in the shim\" is the shim call around the forward (input tensor, output copies), \"in Go\" the rest of Forecast (float64→float32 windows, cgo, quantile sorting and mapping, allocation). Python overhead = 1 − (module call time) / (loop time). Series/s and overheads are medians over the rounds.\n")
+	w("\nGo overhead = 1 − (the shim's forward time) / (Go end-to-end time), per round; \"in the shim\" is the shim call around the forward (input tensor, output copies), \"in Go\" the rest of Forecast (float64→float32 windows, cgo, quantile sorting and mapping, allocation). Python overhead = 1 − (module call time) / (loop time). Forward ms: one forward as the shim times it / as Python times the module call. Series/s, overheads and forward times are medians over the rounds.\n")
 	return sb.String()
 }
