@@ -96,6 +96,8 @@ def series(data):
         ("nab/realKnownCause/ambient_temperature_system_failure (7-day gap)",
          nab(data, "realKnownCause/ambient_temperature_system_failure.csv", end_after_gap=300)),
         ("nab/realAWSCloudwatch/elb_request_count_8c0756 (gaps)", nab(data, "realAWSCloudwatch/elb_request_count_8c0756.csv", end_after_gap=60)),
+        ("nab/realAdExchange/exchange-2_cpm_results (ends in a gap)",
+         nab(data, "realAdExchange/exchange-2_cpm_results.csv", end_after_gap=1)),
         ("nab/realTraffic/speed_7578 (irregular, short)", nab(data, "realTraffic/speed_7578.csv", end_after_gap=20, take=200)),
         ("nab/realAWSCloudwatch/ec2_cpu_utilization_ac20cd (short, gaps)",
          nab(data, "realAWSCloudwatch/ec2_cpu_utilization_ac20cd.csv", end_after_gap=10, take=90)),
