@@ -142,7 +142,7 @@ func (m *Model) Forecast(ctx context.Context, req forecast.Request) ([]forecast.
 					return nil, err
 				}
 			}
-			out[i] = w.forecast(m, h, i)
+			out[i] = m.forecastOne(&w, &req, h, i)
 		}
 		return out, ctx.Err()
 	}
@@ -161,7 +161,7 @@ func (m *Model) Forecast(ctx context.Context, req forecast.Request) ([]forecast.
 					return
 				}
 				for i := lo; i < min(lo+chunk, len(out)); i++ {
-					out[i] = w.forecast(m, req.Histories[i], i)
+					out[i] = m.forecastOne(&w, &req, req.Histories[i], i)
 				}
 			}
 		}()
@@ -171,6 +171,19 @@ func (m *Model) Forecast(ctx context.Context, req forecast.Request) ([]forecast.
 		return nil, err
 	}
 	return out, nil
+}
+
+// forecastOne forecasts series i with *w. A panic (a bug) fails that series
+// only, with an error that asks for a report, instead of the process; the
+// worker, whose buffers it may have left half-written, is replaced.
+func (m *Model) forecastOne(w **worker, req *forecast.Request, h []float64, i int) (f forecast.Forecast) {
+	defer func() {
+		if p := recover(); p != nil {
+			*w = newWorker(req)
+			f = forecast.Forecast{Err: fmt.Errorf("built-in model failed on this series (a bug: please report it with the series' data): %v", p)}
+		}
+	}()
+	return (*w).forecast(m, h, i)
 }
 
 // caching reports whether req's series may reuse fitted parameters.

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/model"
+
 	"github.com/openanomaly/openanomaly/pkg/config"
 	"github.com/openanomaly/openanomaly/pkg/forecast"
 	"github.com/openanomaly/openanomaly/pkg/score"
@@ -322,6 +324,39 @@ func TestLevelShiftFlat(t *testing.T) {
 		t.Logf("flat 5 → 6 after %d points: the new level scores below 1 after %d points, the median reaches it after %d", before, scoreBelow, medAt)
 		if scoreBelow < 0 || medAt < 0 {
 			t.Errorf("flat 5 → 6 after %d points: not accepted within %d points (score below 1 at %d, median at %d)", before, before, scoreBelow, medAt)
+		}
+	}
+}
+
+// A sparse history whose finite points all fall in the initial seasons has
+// no one-step residual to calibrate on: the series is skipped as
+// insufficient data (it used to panic, found by the NAB backtest on
+// rogue_agent_key_hold at step 5m, context 7d).
+func TestHoltWintersWithoutResiduals(t *testing.T) {
+	m, err := New(config.BuiltinConfig{Algorithm: config.AlgoHoltWinters, Season: model.Duration(24 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hist := make([]float64, 2016)
+	for i := range hist {
+		hist[i] = math.NaN()
+		if i < 576 && i%40 == 0 {
+			hist[i] = float64(10 + i%7)
+		}
+	}
+	for _, h := range [][]float64{hist, hist[:1200]} {
+		fc, err := m.Forecast(context.Background(), forecast.Request{Histories: [][]float64{h}, Step: 5 * time.Minute, Horizon: 1, Quantiles: []float64{0.05, 0.5, 0.95}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fc[0].Err == nil {
+			if !checkValues(t, fc[0], []float64{0.05, 0.5, 0.95}, 1) {
+				t.Errorf("len %d: bad values %v", len(h), fc[0].Values)
+			}
+			continue
+		}
+		if !errors.Is(fc[0].Err, forecast.ErrInsufficientData) {
+			t.Errorf("len %d: %v, want insufficient data", len(h), fc[0].Err)
 		}
 	}
 }

@@ -134,7 +134,7 @@ func (w *worker) forecast(m *Model, hist []float64, i int) forecast.Forecast {
 	if m.algorithm == config.AlgoSeasonalNaive {
 		err = w.seasonalNaive(m, x)
 	} else {
-		w.holtWinters(m, x, trailing, i)
+		err = w.holtWinters(m, x, trailing, i)
 	}
 	if err != nil {
 		return forecast.Forecast{Err: err}
@@ -151,7 +151,7 @@ func (w *worker) season(m *Model, x []float64) int {
 	return detectSeason(x, w.req.Step)
 }
 
-func (w *worker) holtWinters(m *Model, x []float64, trailing, i int) {
+func (w *worker) holtWinters(m *Model, x []float64, trailing, i int) error {
 	caching := m.caching(*w.req)
 	var cached fitEntry
 	reuse := false
@@ -201,6 +201,12 @@ func (w *worker) holtWinters(m *Model, x []float64, trailing, i int) {
 	copy(f.s, f.s0)
 	st, res := runHW(f.x, f.l0, f.b0, f.sig0, f.s, p, from, w.res[:0])
 	w.res = res
+	if len(res) == 0 {
+		// Sparse history: no finite point where a one-step residual is
+		// taken (after the initial seasons), so no band to calibrate.
+		return fmt.Errorf("%w: no finite point one step after another to calibrate the band on (%d of %d points finite)",
+			forecast.ErrInsufficientData, countFinite(x), len(x))
+	}
 
 	w.calibrate(res, pEff)
 	n := len(f.x)
@@ -222,6 +228,17 @@ func (w *worker) holtWinters(m *Model, x []float64, trailing, i int) {
 		w.center[h-1] = c + w.shift
 		w.spread[h-1] = math.Sqrt(v)
 	}
+	return nil
+}
+
+func countFinite(x []float64) int {
+	n := 0
+	for _, v := range x {
+		if v == v {
+			n++
+		}
+	}
+	return n
 }
 
 // cj is the weight of the j-steps-old error in an h-step forecast error.
