@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"time"
@@ -18,6 +20,7 @@ import (
 	"github.com/openanomaly/openanomaly/pkg/backtest"
 	"github.com/openanomaly/openanomaly/pkg/config"
 	"github.com/openanomaly/openanomaly/pkg/datasource"
+	"github.com/openanomaly/openanomaly/pkg/nab"
 	"github.com/openanomaly/openanomaly/pkg/rulefmt"
 )
 
@@ -36,6 +39,8 @@ type backtestConfig struct {
 	parallelism    int
 	season         time.Duration
 	progress       string
+	nabData        string
+	nabFiles       *regexp.Regexp
 	files          []string
 }
 
@@ -64,6 +69,8 @@ func backtestFlags(cmd *kingpin.CmdClause) *backtestConfig {
 	cmd.Flag("parallelism", "How many files or pipelines to replay at once; default GOMAXPROCS.").IntVar(&bc.parallelism)
 	cmd.Flag("metrics.season", "Seasonal lag of MASE's seasonal-naive scale.").Default("1d").DurationVar(&bc.season)
 	cmd.Flag("progress", "Progress on stderr: auto (a bar on a terminal, a line every 10s otherwise), bar, log or none.").Default("auto").EnumVar(&bc.progress, "auto", "bar", "log", "none")
+	cmd.Flag("nab.data", "NAB corpus folder (data, labels/, config/): replay its 58 files (named by their corpus keys, realKnownCause/nyc_taxi.csv) unless --csv is given, score the anomaly scores with NAB per profile with the corpus-optimised threshold and with the product's threshold 1, and shade the labelled windows on the charts.").StringVar(&bc.nabData)
+	cmd.Flag("nab.files", "With --nab.data: replay only the corpus files whose key matches this regular expression (NAB's score is then over their windows alone).").RegexpVar(&bc.nabFiles)
 	cmd.Arg("pipeline-files", "Pipeline files to replay; default: the config's rule_files.").ExistingFilesVar(&bc.files)
 	return &bc
 }
@@ -115,8 +122,8 @@ func backtestOptions(bc backtestConfig, stderr io.Writer) (backtest.Options, fun
 			return o, noop, fmt.Errorf("--end: %w", err)
 		}
 	}
-	if len(bc.csv) == 0 && bc.configFile == "" {
-		return o, noop, errors.New("give --config.file (to read from its datasource) or --csv")
+	if len(bc.csv) == 0 && bc.configFile == "" && bc.nabData == "" {
+		return o, noop, errors.New("give --config.file (to read from its datasource), --csv or --nab.data")
 	}
 
 	// Without a config file (CSV only): the defaults, the built-in models.
@@ -173,7 +180,22 @@ func backtestOptions(bc backtestConfig, stderr io.Writer) (backtest.Options, fun
 	if o.Models, err = buildModels(cfg); err != nil {
 		return o, noop, err
 	}
-	if len(bc.csv) == 0 {
+	if bc.nabData != "" {
+		if o.NAB, err = nab.LoadCorpus(bc.nabData); err != nil {
+			return o, noop, fmt.Errorf("--nab.data: %w", err)
+		}
+		if len(bc.csv) == 0 {
+			for _, f := range o.NAB.Files {
+				if bc.nabFiles == nil || bc.nabFiles.MatchString(f.Key) {
+					o.Files = append(o.Files, [2]string{filepath.Join(bc.nabData, filepath.FromSlash(f.Key)), f.Key})
+				}
+			}
+			if len(o.Files) == 0 {
+				return o, noop, fmt.Errorf("--nab.files %q matches no file of the corpus", bc.nabFiles)
+			}
+		}
+	}
+	if len(bc.csv) == 0 && bc.nabData == "" {
 		if o.Querier, err = datasource.FromConfig(cfg.Datasource, "openanomaly/"+version.Version); err != nil {
 			return o, noop, fmt.Errorf("datasource: %w", err)
 		}

@@ -93,7 +93,7 @@ func TestBacktestCommandErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{rules}, "give --config.file (to read from its datasource) or --csv"},
+		{[]string{rules}, "give --config.file (to read from its datasource), --csv or --nab.data"},
 		{[]string{"--csv", csv, "--start", "noon", rules}, `--start: timestamp "noon"`},
 		{[]string{"--csv", csv, "--start", "2015-01-01T00:00:00Z", rules}, "is outside the file's data"},
 		{[]string{"--csv", csv, bad}, "bad.yml:5:"},

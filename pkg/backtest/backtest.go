@@ -41,6 +41,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -51,6 +52,7 @@ import (
 
 	"github.com/openanomaly/openanomaly/pkg/datasource"
 	"github.com/openanomaly/openanomaly/pkg/forecast"
+	"github.com/openanomaly/openanomaly/pkg/nab"
 	"github.com/openanomaly/openanomaly/pkg/pipeline"
 	"github.com/openanomaly/openanomaly/pkg/report"
 	"github.com/openanomaly/openanomaly/pkg/rulefmt"
@@ -82,6 +84,9 @@ type Options struct {
 	// name their values get (default DefaultMetric).
 	CSV    []string
 	Metric string
+	// Files are more CSV files, each with its `file` label: [path, name]
+	// (a NAB replay names them by their corpus keys).
+	Files [][2]string
 	// Querier reads from a store: every group interval from Start to End.
 	Querier datasource.Querier
 
@@ -105,6 +110,10 @@ type Options struct {
 	Appender pipeline.Appender
 	// Season is MASE's seasonal lag (default DefaultSeason).
 	Season time.Duration
+	// NAB, when set, scores the CSV replay's anomaly scores with NAB
+	// (the CSV files must be NAB's, named by their corpus keys, e.g.
+	// --csv of the corpus folder) and shades its windows on the charts.
+	NAB *nab.Corpus
 
 	// Logger defaults to discarding; Progress, when set, gets a progress
 	// bar (TTY true) or a line every few seconds.
@@ -168,7 +177,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.Models == nil {
 		return nil, errors.New("no models")
 	}
-	if (len(o.CSV) > 0) == (o.Querier != nil) {
+	csvMode := len(o.CSV)+len(o.Files) > 0
+	if csvMode == (o.Querier != nil) {
 		return nil, errors.New("give either CSV files or a store to read from, not both or neither")
 	}
 	if o.OutputDir == "" {
@@ -212,10 +222,14 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 	} else {
 		var errs []error
-		files, err := FindCSV(o.CSV)
-		if err != nil {
-			return nil, err
+		var files [][2]string
+		if len(o.CSV) > 0 {
+			var err error
+			if files, err = FindCSV(o.CSV); err != nil {
+				return nil, err
+			}
 		}
+		files = append(files, o.Files...)
 		for _, pf := range files {
 			f, err := ReadCSV(pf[0], pf[1])
 			if err != nil {
@@ -286,8 +300,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 				points.Add(st.points)
 				failed.Add(st.failed)
 				if err != nil {
+					// The other units go on: their markers let a rerun
+					// with --resume redo only the failed ones.
 					errc <- fmt.Errorf("%s: %w", units[i].id, err)
-					cancel()
 					continue
 				}
 				done[i] = st.marker
@@ -310,16 +325,29 @@ feed:
 	for err := range errc {
 		errs = append(errs, err)
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("%d of %d units failed (the others are done; rerun with --resume to redo only these): %w", len(errs), len(todo), errors.Join(errs...))
 	}
 
 	res.Units = len(todo)
 	res.Evaluations, res.Points, res.FailedEvaluations = evals.Load(), points.Load(), failed.Load()
 	rep := o.buildReport(done)
+	if o.NAB != nil && csvMode {
+		var anomaly []string
+		for _, r := range rules {
+			if r.spec.Anomaly != nil {
+				anomaly = append(anomaly, r.spec.Forecast)
+			}
+		}
+		tables, err := nabTables(o.OutputDir, o.NAB, rep, anomaly)
+		if err != nil {
+			return nil, err
+		}
+		rep.Summary = append(rep.Summary, tables...)
+	}
 	if err := writeOutputs(o.OutputDir, rep, units, done, o.MetricPrefix); err != nil {
 		return nil, err
 	}
@@ -429,8 +457,15 @@ type unitStats struct {
 
 // runUnit evaluates every pipeline of a unit over its times and writes its
 // outputs and then its done-marker.
-func (o Options) runUnit(ctx context.Context, engine *promql.Engine, u *unit, fp string, prog *progress) (unitStats, error) {
-	var st unitStats
+func (o Options) runUnit(ctx context.Context, engine *promql.Engine, u *unit, fp string, prog *progress) (st unitStats, err error) {
+	// A panic in a model fails this unit with a message that names it,
+	// not the whole process without one.
+	defer func() {
+		if r := recover(); r != nil {
+			o.Logger.Error("Panic in a replay", "unit", u.id, "panic", r, "stack", string(debug.Stack()))
+			err = fmt.Errorf("panic: %v (the stack is in the log)", r)
+		}
+	}()
 	var q *replayQuerier
 	var storeQ datasource.Querier = o.Querier
 	if u.file != nil {

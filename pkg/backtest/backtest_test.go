@@ -26,6 +26,7 @@ import (
 	"github.com/openanomaly/openanomaly/pkg/datasource"
 	"github.com/openanomaly/openanomaly/pkg/forecast"
 	"github.com/openanomaly/openanomaly/pkg/forecast/builtin"
+	"github.com/openanomaly/openanomaly/pkg/nab"
 	"github.com/openanomaly/openanomaly/pkg/pipeline"
 	"github.com/openanomaly/openanomaly/pkg/report"
 	"github.com/openanomaly/openanomaly/pkg/rulefmt"
@@ -641,5 +642,53 @@ func TestRemoteWriteToVictoriaMetrics(t *testing.T) {
 	}
 	if len(got) != len(want) || n != count(want) {
 		t.Errorf("VictoriaMetrics holds %d series and %d samples, want %d and %d", len(got), n, len(want), count(want))
+	}
+}
+
+// TestNAB: a replay of NAB files named by their corpus keys is scored with
+// NAB in the report (both thresholds, every profile) and its charts get the
+// labelled windows.
+func TestNAB(t *testing.T) {
+	data := filepath.Join(testenv.DataDir(t), "nab")
+	c, err := nab.LoadCorpus(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := []string{"artificialWithAnomaly/art_daily_jumpsup.csv", "artificialNoAnomaly/art_daily_small_noise.csv"}
+	var files [][2]string
+	for _, k := range keys {
+		files = append(files, [2]string{filepath.Join(data, k), k})
+	}
+	out := t.TempDir()
+	res := run(t, Options{Groups: groups(t, fiveMinutePipelines), Files: files, NAB: c, OutputDir: out})
+	tab := res.Report.Summary[len(res.Report.Summary)-1]
+	if tab.Title != "NAB: test:value" || len(tab.Rows) != 3 || !strings.Contains(tab.Note, "2 files with 1 windows (a subset") {
+		t.Fatalf("NAB table %+v", tab)
+	}
+	// The same numbers as the scorer gives on the score files.
+	sub, _ := c.Subset(keys...)
+	d, err := nab.ReadResults(filepath.Join(out, ScoresDir, "test:value"), sub)
+	if err != nil || len(d) != 2 {
+		t.Fatalf("score files: %v, %d", err, len(d))
+	}
+	for i, p := range sub.Profiles {
+		opt, _ := sub.Optimize(d, p.Name)
+		fixed, _ := sub.Score(d, p.Name, 1)
+		if r := tab.Rows[i]; r.Name != p.Name || r.Values[0] != opt.Score || r.Values[1] != opt.Threshold || r.Values[5] != fixed.Score {
+			t.Errorf("row %+v; scorer: optimised %v at %v, fixed %v", r, opt.Score, opt.Threshold, fixed.Score)
+		}
+	}
+	for _, s := range res.Report.Series {
+		want := 0
+		if s.Labels["file"] == keys[0] {
+			want = 1
+		}
+		if len(s.Windows) != want {
+			t.Errorf("%s: windows %v, want %d", s.Labels["file"], s.Windows, want)
+		}
+	}
+	w := res.Report.Series[slices.IndexFunc(res.Report.Series, func(s report.Series) bool { return s.Labels["file"] == keys[0] })].Windows[0]
+	if got := time.UnixMilli(w.Start).UTC().Format(NABTimeLayout); got != "2014-04-10 16:15:00" {
+		t.Errorf("window starts at %s, want 2014-04-10 16:15:00", got)
 	}
 }

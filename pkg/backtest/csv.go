@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"math"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -209,22 +209,40 @@ func FindCSV(args []string) ([][2]string, error) {
 			}
 			continue
 		}
-		var found int
-		err = filepath.WalkDir(arg, func(p string, d fs.DirEntry, err error) error {
+		found := 0
+		var walk func(dir, rel string, depth int) error
+		walk = func(dir, rel string, depth int) error {
+			if depth > 32 {
+				return fmt.Errorf("%s: directories nested too deep (a symlink loop?)", dir)
+			}
+			entries, err := os.ReadDir(dir)
 			if err != nil {
 				return err
 			}
-			if d.IsDir() || !strings.EqualFold(filepath.Ext(p), ".csv") {
-				return nil
+			for _, e := range entries {
+				p := filepath.Join(dir, e.Name())
+				r := path.Join(rel, e.Name())
+				// Stat follows symlinks, so a folder of links to the
+				// corpus' folders works.
+				st, err := os.Stat(p)
+				if err != nil {
+					return err
+				}
+				switch {
+				case st.IsDir():
+					if err := walk(p, r, depth+1); err != nil {
+						return err
+					}
+				case strings.EqualFold(filepath.Ext(p), ".csv"):
+					found++
+					if err := add(p, r); err != nil {
+						return err
+					}
+				}
 			}
-			rel, err := filepath.Rel(arg, p)
-			if err != nil {
-				return err
-			}
-			found++
-			return add(p, filepath.ToSlash(rel))
-		})
-		if err != nil {
+			return nil
+		}
+		if err := walk(arg, "", 0); err != nil {
 			return nil, err
 		}
 		if found == 0 {

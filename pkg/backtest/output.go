@@ -343,11 +343,26 @@ func seriesReport(o *ruleOut, s *seriesOut, season time.Duration) (report.Series
 		}
 		stats = append(stats, Evaluate(h, rs.Timestamps, rs.Actual, lead, qs, fcs, scale))
 	}
+	for i := range stats {
+		// JSON has no NaN: a scale that cannot be computed is 0, which
+		// MASE reads as "none".
+		if !finite(stats[i].Scale) {
+			stats[i].Scale = 0
+		}
+	}
 	for _, hs := range stats {
 		rs.Metrics["mase_"+hs.Horizon] = hs.MASE()
 		rs.Metrics["wql_"+hs.Horizon] = hs.WQL()
 		for _, b := range hs.Bands {
 			rs.Metrics[fmt.Sprintf("coverage_%s_%s", formatLevel(b.Nominal()), hs.Horizon)] = b.Coverage()
+		}
+	}
+	// Numbers that cannot be computed (MASE of a constant series, WQL of
+	// an all-zero one, coverage without points) are left out: JSON has no
+	// NaN.
+	for k, v := range rs.Metrics {
+		if !finite(v) {
+			delete(rs.Metrics, k)
 		}
 	}
 	return rs, stats

@@ -63,7 +63,7 @@ func (p *progress) draw(d int64, now time.Time) {
 	rate := float64(d) / max(elapsed.Seconds(), 1e-9)
 	eta := "?"
 	if rate > 0 && d < p.total {
-		eta = (time.Duration(float64(p.total-d)/rate) * time.Second / time.Second).Round(time.Second).String()
+		eta = time.Duration(float64(p.total-d) / rate * float64(time.Second)).Round(time.Second).String()
 	}
 	if p.tty {
 		n := int(frac * barWidth)
