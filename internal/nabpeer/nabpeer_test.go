@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -211,6 +212,21 @@ func TestReplay(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(out, "recorded", f.Key)); err != nil {
 			t.Error(err)
 		}
+		// The recorded scores are the rules' arithmetic on the data.
+		{
+			want := expectedScores(s)
+			bad := 0
+			for i, x := range s.Times {
+				if !s.Grid.Floor(x).Equal(x) {
+					continue
+				}
+				if d := math.Abs(scores[i] - want[x]); d > 1e-9*max(1, math.Abs(want[x])) {
+					if bad++; bad <= 3 {
+						t.Errorf("%s row %d (%v): score %v, the rules give %v", f.Key, i, x, scores[i], want[x])
+					}
+				}
+			}
+		}
 	}
 	// The 5-minute file is what the bands are for: they must see something.
 	for _, f := range rep.Files {
@@ -228,4 +244,83 @@ func TestReplay(t *testing.T) {
 			}
 		}
 	}
+}
+
+// expectedScores recomputes peer-rules.yml's anomaly:score from the stored
+// samples at each of them, with VictoriaMetrics' windows (t−d, t], for a
+// file's rows on its grid: the check that vmalert's replay
+// evaluated the rules as written, chained rules included.
+func expectedScores(s *Series) map[time.Time]float64 {
+	ts, vs := s.Samples()
+	win := func(from, to time.Time) []float64 { // (from, to]
+		i, _ := slices.BinarySearchFunc(ts, from, func(x, t time.Time) int {
+			if x.After(t) {
+				return 1
+			}
+			return -1
+		})
+		j, _ := slices.BinarySearchFunc(ts, to, func(x, t time.Time) int {
+			if x.After(t) {
+				return 1
+			}
+			return -1
+		})
+		return vs[i:j]
+	}
+	meanSD := func(v []float64) (float64, float64) {
+		m := 0.0
+		for _, x := range v {
+			m += x
+		}
+		m /= float64(len(v))
+		q := 0.0
+		for _, x := range v {
+			q += (x - m) * (x - m)
+		}
+		return m, math.Sqrt(q / float64(len(v)))
+	}
+	type filt struct {
+		t  time.Time
+		sd float64
+	}
+	// stddev_1h:filtered is recorded at every grid time with a sample in
+	// its window, in the gaps of the data too.
+	var filtered []filt
+	for t := s.Grid.Ceil(ts[0]); !t.After(ts[len(ts)-1]); t = t.Add(s.Grid.Step) {
+		w := win(t.Add(-time.Hour), t)
+		if len(w) == 0 {
+			continue
+		}
+		if m, sd := meanSD(w); sd > 0.5*m {
+			filtered = append(filtered, filt{t, sd})
+		}
+	}
+	out := map[time.Time]float64{}
+	for k, t := range ts {
+		m, _ := meanSD(win(t.Add(-time.Hour), t))
+		up, lo := m+0.5*math.Abs(m), m-0.5*math.Abs(m)
+		sum, n := 0.0, 0
+		for _, f := range filtered {
+			if f.t.After(t.Add(-26*time.Hour)) && !f.t.After(t) {
+				sum += f.sd
+				n++
+			}
+		}
+		if n > 0 {
+			up, lo = max(up, m+2*sum/float64(n)), min(lo, m-2*sum/float64(n))
+		}
+		ltUp, ltLo, lt := math.Inf(-1), math.Inf(1), false
+		for _, off := range []time.Duration{167*time.Hour + 30*time.Minute, 23*time.Hour + 30*time.Minute} {
+			if w := win(t.Add(-off-time.Hour), t.Add(-off)); len(w) > 0 {
+				mm, sd := meanSD(w)
+				ltUp, ltLo, lt = max(ltUp, mm+2*sd), min(ltLo, mm-2*sd), true
+			}
+		}
+		if lt {
+			up, lo = max(up, ltUp), min(lo, ltLo)
+		}
+		x := vs[k]
+		out[t] = max((x-m)/max(up-m, 1e-9), (m-x)/max(m-lo, 1e-9))
+	}
+	return out
 }
