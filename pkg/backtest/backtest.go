@@ -213,6 +213,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			if err := checkNoLookAhead(r.spec.Expr); err != nil {
 				return nil, fmt.Errorf("%s: group %s: pipeline %s: %w", r.group.File, r.group.Name, r.spec.Forecast, err)
 			}
+			// remote_read takes plain selectors only, as the daemon checks.
+			if ec, ok := o.Querier.(datasource.ExprChecker); ok {
+				if err := ec.CheckExpr(r.spec.Expr); err != nil {
+					return nil, fmt.Errorf("%s: group %s: pipeline %s: %w", r.group.File, r.group.Name, r.spec.Forecast, err)
+				}
+			}
 			u := &unit{id: r.group.File + ";" + r.group.Name + ";" + r.spec.Forecast, rules: []unitRule{r}}
 			u.evals = len(storeTimes(o.Start, o.End, o.interval(r.group)))
 			if u.evals == 0 {
@@ -474,7 +480,7 @@ func (o Options) runUnit(ctx context.Context, engine *promql.Engine, u *unit, fp
 			return st, err
 		}
 		defer cs.Close()
-		q = &replayQuerier{engine: engine, db: cs.db}
+		q = &replayQuerier{engine: engine, db: cs}
 	}
 	metrics := pipeline.NewMetrics(nil)
 	var outs []*ruleOut
