@@ -229,10 +229,20 @@ class TimesFM25(torch.nn.Module):
         csigma = torch.stack(sigmas, dim=1)
         normed = util.revin(px, cmu, csigma, reverse=False)
         normed = torch.where(pm, 0.0, normed)
-        (_, _, out, spread), _ = self.core(normed, pm)
+        # The official forward (TimesFM_2p5_200M_torch_module.forward with
+        # decode_caches=None), its two output heads applied to the last
+        # patch only: the decode reads nothing else, and the heads on every
+        # patch are an eighth of the compute at context 1024.
+        core = self.core
+        emb = core.tokenizer(torch.cat([normed, pm.to(normed.dtype)], dim=-1))
+        for layer in core.stacked_xf:
+            emb, _ = layer(emb, pm[..., -1], None)
+        last = emb[:, -1]
+        out = core.output_projection_point(last)
+        spread = core.output_projection_quantiles(last)
         last_mu, last_sigma = cmu[:, -1], csigma[:, -1]
-        point = util.revin(out[:, -1], last_mu, last_sigma, reverse=True)
-        spread = util.revin(spread[:, -1], last_mu, last_sigma, reverse=True)
+        point = util.revin(out, last_mu, last_sigma, reverse=True)
+        spread = util.revin(spread, last_mu, last_sigma, reverse=True)
         return point.reshape(b, self.o, -1), spread.reshape(b, self.os, -1)
 
     def forward(self, context: torch.Tensor) -> torch.Tensor:
