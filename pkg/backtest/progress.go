@@ -62,7 +62,9 @@ func (p *progress) draw(d int64, now time.Time) {
 	elapsed := now.Sub(p.start)
 	rate := float64(d) / max(elapsed.Seconds(), 1e-9)
 	eta := "?"
-	if rate > 0 && d < p.total {
+	if d >= p.total {
+		eta = "0s"
+	} else if rate > 0 {
 		eta = time.Duration(float64(p.total-d) / rate * float64(time.Second)).Round(time.Second).String()
 	}
 	if p.tty {
@@ -81,7 +83,7 @@ func (p *progress) finish() {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if d := p.done.Load(); d != p.drawn || p.tty {
+	if d := p.done.Load(); d != p.drawn {
 		p.draw(d, time.Now())
 	}
 	if p.tty {

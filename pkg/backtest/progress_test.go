@@ -24,7 +24,7 @@ func TestProgress(t *testing.T) {
 	p.add(4)
 	p.finish()
 	got := b.String()
-	if !strings.HasPrefix(got, "\r["+strings.Repeat("=", barWidth)+"] 100.0% 4/4 evaluations") || !strings.HasSuffix(got, "\n") {
+	if !strings.HasPrefix(got, "\r["+strings.Repeat("=", barWidth)+"] 100.0% 4/4 evaluations") || !strings.HasSuffix(got, "ETA 0s \n") || strings.Count(got, "\r") != 1 {
 		t.Errorf("bar: %q", got)
 	}
 
