@@ -142,12 +142,15 @@ type round struct {
 	GoFirst  bool        `json:"go_first"`
 	Go       measurement `json:"go"`
 	Python   measurement `json:"python"`
+	LoadAvg  string      `json:"loadavg"`     // /proc/loadavg after the round
 	Ratio    float64     `json:"ratio"`       // Go series/s over Python's
 	Overhead float64     `json:"go_overhead"` // 1 - shim forward / Go end-to-end
 }
 
 type report struct {
 	Machine         string   `json:"machine"`
+	LoadStart       string   `json:"loadavg_start"`
+	LoadEnd         string   `json:"loadavg_end"`
 	Commit          string   `json:"commit"`
 	Torch           string   `json:"libtorch"`
 	PyTorch         string   `json:"python_torch"`
@@ -169,7 +172,7 @@ type report struct {
 }
 
 func run(ctx context.Context, o options) (*report, error) {
-	rep := &report{Machine: machine(), Commit: commit(), Torch: torch.Version(), Device: o.device,
+	rep := &report{LoadStart: loadavg(), Machine: machine(), Commit: commit(), Torch: torch.Version(), Device: o.device,
 		Threads: o.threads, Horizon: o.horizon, Batches: o.batches, Command: os.Args,
 		TargetSecs: o.seconds, GoMaxProcs: runtime.GOMAXPROCS(0)}
 	if o.model == "" {
@@ -332,14 +335,16 @@ func run(ctx context.Context, o options) (*report, error) {
 			} else {
 				rd.Go, rd.Python = mid, a
 			}
+			rd.LoadAvg = loadavg()
 			rd.Ratio = rd.Go.SeriesPerS / rd.Python.SeriesPerS
 			rd.Overhead = rd.Go.overhead()
 			rep.Rounds = append(rep.Rounds, rd)
-			fmt.Fprintf(os.Stderr, "round %d batch %d: go %.1f series/s, python %.1f series/s, ratio %.3f, go overhead %.2f%%; forward %.2f ms (go), %.2f ms (python)\n",
+			fmt.Fprintf(os.Stderr, "round %d batch %d: go %.1f series/s, python %.1f series/s, ratio %.3f, go overhead %.2f%%; forward %.2f ms (go), %.2f ms (python); load %s\n",
 				r+1, b, rd.Go.SeriesPerS, rd.Python.SeriesPerS, rd.Ratio, 100*rd.Overhead,
-				1e3*rd.Go.ForwardSeconds/float64(rd.Go.Iterations), 1e3*rd.Python.ForwardSeconds/float64(rd.Python.Iterations))
+				1e3*rd.Go.ForwardSeconds/float64(rd.Go.Iterations), 1e3*rd.Python.ForwardSeconds/float64(rd.Python.Iterations), rd.LoadAvg)
 		}
 	}
+	rep.LoadEnd = loadavg()
 	return rep, nil
 }
 
@@ -651,6 +656,15 @@ func machine() string {
 	return fmt.Sprintf("%s, %d cores, %s/%s", name, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
 }
 
+// loadavg returns the 1-minute load average, or "?".
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) > 0 {
+		return f[0]
+	}
+	return "?"
+}
+
 func commit() string {
 	out, err := exec.Command("git", "describe", "--always", "--dirty", "--abbrev=7").Output()
 	if err != nil {
@@ -682,6 +696,14 @@ func (r *report) markdown() string {
 		w("Model: %s.\n", r.Model)
 	}
 	w("Request: horizon %d, the file's %d quantiles. Data: %s.\n", r.Horizon, r.Quantiles, r.Histories)
+	var loads []string
+	for _, rd := range r.Rounds {
+		if rd.Batch == r.Batches[len(r.Batches)-1] {
+			loads = append(loads, rd.LoadAvg)
+		}
+	}
+	w("1-minute load average: %s at the start, %s after each round (this benchmark's own two threads add about 2; the rest is other work on the machine).\n",
+		r.LoadStart, strings.Join(loads, ", "))
 	w("Check: %s.\n", r.Agreement)
 	if r.DeviceAgreement != "" {
 		w("Devices: %s.\n", r.DeviceAgreement)
