@@ -89,7 +89,7 @@ func runBacktest(ctx context.Context, bc backtestConfig, stdout, stderr io.Write
 	if cerr := closeFn(); err == nil {
 		err = cerr
 	}
-	if err != nil {
+	if res == nil {
 		fmt.Fprintln(stderr, "backtest:", err)
 		return 1
 	}
@@ -100,6 +100,10 @@ func runBacktest(ctx context.Context, bc backtestConfig, stdout, stderr io.Write
 		res.Units, res.Units+res.Resumed, res.Resumed, res.Evaluations, res.FailedEvaluations, res.Points,
 		res.Elapsed.Round(time.Millisecond), float64(res.Points)/res.Elapsed.Seconds())
 	fmt.Fprintf(stdout, "Outputs in %s: %s, %s, %s, %s/\n", o.OutputDir, backtest.SeriesFile, backtest.ReportJSON, backtest.ReportHTML, backtest.ScoresDir)
+	if err != nil {
+		fmt.Fprintln(stderr, "backtest:", err)
+		return 1
+	}
 	return 0
 }
 

@@ -334,11 +334,21 @@ feed:
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	var runErr error
 	if len(errs) > 0 {
-		return nil, fmt.Errorf("%d of %d units failed (the others are done; rerun with --resume to redo only these): %w", len(errs), len(todo), errors.Join(errs...))
+		// The report and series.om still cover the finished units.
+		runErr = fmt.Errorf("%d of %d units failed (the report covers the others; rerun with --resume to redo only these): %w", len(errs), len(todo), errors.Join(errs...))
+		var fu []*unit
+		var fd []*marker
+		for i, m := range done {
+			if m != nil {
+				fu, fd = append(fu, units[i]), append(fd, m)
+			}
+		}
+		units, done = fu, fd
 	}
 
-	res.Units = len(todo)
+	res.Units = len(todo) - len(errs)
 	res.Evaluations, res.Points, res.FailedEvaluations = evals.Load(), points.Load(), failed.Load()
 	rep := o.buildReport(done)
 	if o.NAB != nil && csvMode {
@@ -359,7 +369,7 @@ feed:
 	}
 	res.Report = rep
 	res.Elapsed = time.Since(start)
-	return res, nil
+	return res, runErr
 }
 
 func (o Options) interval(g Group) time.Duration {

@@ -583,19 +583,30 @@ func TestSameAsDaemonOverPrometheus(t *testing.T) {
 	}
 
 	// The backtest over the store (the group's 5m interval, the rows'
-	// times) gives the same again.
-	storeOut := t.TempDir()
-	res = run(t, Options{Groups: g, Querier: q, Start: start, End: end, OutputDir: storeOut})
-	store := omSamples(t, filepath.Join(storeOut, SeriesFile))
-	if res.Evaluations != 577 || count(store) != count(backtest) {
-		t.Errorf("store backtest: %d evaluations, %d samples; want 577, %d", res.Evaluations, count(store), count(backtest))
+	// times), through query_range and through remote-read, gives the
+	// same again.
+	rr := config.DefaultDatasourceConfig
+	rr.ReadMethod = config.ReadRemoteRead
+	rru, _ := url.Parse(prom.URL + "/api/v1/read")
+	rr.RemoteReadURL = &commoncfg.URL{URL: rru}
+	rq, err := datasource.FromConfig(rr, "test")
+	if err != nil {
+		t.Fatal(err)
 	}
-	diffs = 0
-	for k, s := range backtest {
-		for at, v := range s {
-			if sv, ok := store[k][at]; !ok || math.Float64bits(sv) != math.Float64bits(v) {
-				if diffs++; diffs <= 10 {
-					t.Errorf("%s at %s: store backtest %v, CSV backtest %v (present %v)", k, time.UnixMilli(at).UTC().Format(time.RFC3339), sv, v, ok)
+	for name, q := range map[string]datasource.Querier{"query_range": q, "remote_read": rq} {
+		storeOut := t.TempDir()
+		res = run(t, Options{Groups: g, Querier: q, Start: start, End: end, OutputDir: storeOut})
+		store := omSamples(t, filepath.Join(storeOut, SeriesFile))
+		if res.Evaluations != 577 || count(store) != count(backtest) {
+			t.Errorf("%s store backtest: %d evaluations, %d samples; want 577, %d", name, res.Evaluations, count(store), count(backtest))
+		}
+		diffs = 0
+		for k, s := range backtest {
+			for at, v := range s {
+				if sv, ok := store[k][at]; !ok || math.Float64bits(sv) != math.Float64bits(v) {
+					if diffs++; diffs <= 10 {
+						t.Errorf("%s: %s at %s: store backtest %v, CSV backtest %v (present %v)", name, k, time.UnixMilli(at).UTC().Format(time.RFC3339), sv, v, ok)
+					}
 				}
 			}
 		}
@@ -690,5 +701,68 @@ func TestNAB(t *testing.T) {
 	w := res.Report.Series[slices.IndexFunc(res.Report.Series, func(s report.Series) bool { return s.Labels["file"] == keys[0] })].Windows[0]
 	if got := time.UnixMilli(w.Start).UTC().Format(NABTimeLayout); got != "2014-04-10 16:15:00" {
 		t.Errorf("window starts at %s, want 2014-04-10 16:15:00", got)
+	}
+}
+
+// panicky forecasts a flat band around the last value, and panics on a
+// value over 1000.
+type panicky struct{}
+
+func (panicky) Forecast(_ context.Context, req forecast.Request) ([]forecast.Forecast, error) {
+	out := make([]forecast.Forecast, len(req.Histories))
+	for i, h := range req.Histories {
+		last := math.NaN()
+		for _, v := range h {
+			if v > 1000 {
+				panic("a value over 1000")
+			}
+			if !math.IsNaN(v) {
+				last = v
+			}
+		}
+		if math.IsNaN(last) {
+			out[i].Err = forecast.ErrInsufficientData
+			continue
+		}
+		for _, q := range req.Quantiles {
+			row := make([]float64, req.Horizon)
+			for j := range row {
+				row[j] = last + (q - 0.5)
+			}
+			out[i].Values = append(out[i].Values, row)
+		}
+	}
+	return out, nil
+}
+
+// TestFailedUnit: a unit that fails does not stop the others; the report
+// and series.om cover the finished ones, and the error names the failed
+// one.
+func TestFailedUnit(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in")
+	synthetic(t, in, "a.csv", 60)
+	writeCSV(t, in, "b.csv", "timestamp,value\n2015-01-01 00:00:00,1\n2015-01-01 00:05:00,5000\n2015-01-01 00:10:00,1\n")
+	reg := forecast.NewRegistry()
+	if err := reg.Register("default", panicky{}); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out")
+	res, err := Run(context.Background(), Options{Groups: groups(t, fiveMinutePipelines), Models: reg, MetricPrefix: prefix,
+		CSV: []string{in}, OutputDir: out, Parallelism: 1})
+	if err == nil || !strings.Contains(err.Error(), "1 of 2 units failed") || !strings.Contains(err.Error(), "b.csv: panic: a value over 1000") {
+		t.Fatalf("err = %v", err)
+	}
+	if res == nil || res.Units != 1 || len(res.Report.Series) != 1 || res.Report.Series[0].Labels["file"] != "a.csv" {
+		t.Fatalf("result %+v", res)
+	}
+	om := omSamples(t, filepath.Join(out, SeriesFile))
+	for k := range om {
+		if strings.Contains(k, "b.csv") {
+			t.Errorf("series.om has %s of the failed unit", k)
+		}
+	}
+	if len(om) == 0 {
+		t.Error("series.om is empty")
 	}
 }
