@@ -144,6 +144,16 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		base = vm.URL
 	}
 
+	// Results of an earlier run (perhaps of other files) would be read
+	// back with these.
+	if o.OutDir != "" {
+		for _, v := range []string{"recorded", "clamped"} {
+			if err := os.RemoveAll(filepath.Join(o.OutDir, v)); err != nil {
+				return nil, err
+			}
+		}
+	}
+
 	// 1. Import.
 	rep := &Report{Detections: nab.Detections{}}
 	t0 := time.Now()
