@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -181,6 +182,10 @@ func backtestOptions(bc backtestConfig, stderr io.Writer) (backtest.Options, fun
 		}
 	}
 	o.MetricPrefix = cfg.Global.MetricPrefix
+	// --resume replays again when the models change.
+	if b, err := json.Marshal(cfg.Models); err == nil {
+		o.Fingerprint = string(b)
+	}
 	if o.Models, err = buildModels(cfg); err != nil {
 		return o, noop, err
 	}

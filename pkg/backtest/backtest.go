@@ -122,6 +122,10 @@ type Options struct {
 	TTY      bool
 	// Title and Command go into the report.
 	Title, Command string
+	// Fingerprint names inputs that Options does not hold but the
+	// outputs depend on (the config's models), so that --resume replays
+	// again when they change.
+	Fingerprint string
 }
 
 // Result is what Run did.
@@ -442,10 +446,11 @@ func (o Options) fingerprint() func(*unit) string {
 		Store                bool
 		RemoteWrite          bool
 		Groups               []Group
-		Files, Models, Notes string
+		Extra                string
 	}{
 		Version: 1, Prefix: o.MetricPrefix, Metric: o.Metric, Start: o.Start, End: o.End,
 		Interval: o.Interval, Season: o.Season, Store: o.Querier != nil, Groups: o.Groups,
+		RemoteWrite: o.Appender != nil, Extra: o.Fingerprint,
 	}
 	b, _ := json.Marshal(base)
 	return func(u *unit) string {

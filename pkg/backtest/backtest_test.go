@@ -766,3 +766,45 @@ func TestFailedUnit(t *testing.T) {
 		t.Error("series.om is empty")
 	}
 }
+
+// TestCSVInterval: with an interval, evaluations are at its multiples and a
+// row gets the score of the first evaluation at or after it.
+func TestCSVInterval(t *testing.T) {
+	dir := t.TempDir()
+	p := synthetic(t, dir, "a.csv", 200)
+	out := filepath.Join(dir, "out")
+	res := run(t, Options{Groups: groups(t, fiveMinutePipelines), CSV: []string{p}, OutputDir: out, Interval: 15 * time.Minute})
+	// 200 rows over 995 minutes: evaluations at 0, 15, ..., 1005 minutes
+	// (the last one after the last row, so that it is scored too).
+	if res.Evaluations != 68 {
+		t.Errorf("%d evaluations, want 68", res.Evaluations)
+	}
+	om := omSamples(t, filepath.Join(out, SeriesFile))
+	scores := om[seriesKey(labels.FromStrings(labels.MetricName, prefix+"anomaly_score", "file", "a.csv", "pipeline", "test:value"))]
+	for ts := range scores {
+		if ts%(15*60*1000) != 0 {
+			t.Fatalf("a score stamped at %d, not a multiple of 15m", ts)
+		}
+	}
+	sl := strings.Split(strings.TrimSpace(string(mustRead(t, filepath.Join(out, ScoresDir, "test:value", "a.csv")))), "\n")[1:]
+	if len(sl) != 200 {
+		t.Fatalf("%d score rows, want 200", len(sl))
+	}
+	checked := 0
+	for _, l := range sl {
+		ts, v, _ := strings.Cut(l, ",")
+		tt, _ := time.Parse(NABTimeLayout, ts)
+		at := tt.UnixMilli()
+		next := (at + 15*60*1000 - 1) / (15 * 60 * 1000) * (15 * 60 * 1000)
+		got, _ := strconv.ParseFloat(v, 64)
+		if want, ok := scores[next]; ok {
+			checked++
+			if got != want {
+				t.Errorf("row %s: score %v, want %v of the evaluation at %s", ts, got, want, time.UnixMilli(next).UTC().Format(NABTimeLayout))
+			}
+		}
+	}
+	if checked < 150 {
+		t.Errorf("only %d rows had an evaluation score to check", checked)
+	}
+}
