@@ -439,14 +439,14 @@ func csvStamps(f *CSVFile, start, end time.Time, iv time.Duration) (stamps, rows
 // inputs.
 func (o Options) fingerprint() func(*unit) string {
 	base := struct {
-		Version              int
-		Prefix, Metric       string
-		Start, End           time.Time
-		Interval, Season     time.Duration
-		Store                bool
-		RemoteWrite          bool
-		Groups               []Group
-		Extra                string
+		Version          int
+		Prefix, Metric   string
+		Start, End       time.Time
+		Interval, Season time.Duration
+		Store            bool
+		RemoteWrite      bool
+		Groups           []Group
+		Extra            string
 	}{
 		Version: 1, Prefix: o.MetricPrefix, Metric: o.Metric, Start: o.Start, End: o.End,
 		Interval: o.Interval, Season: o.Season, Store: o.Querier != nil, Groups: o.Groups,
