@@ -120,7 +120,7 @@ def _chronos2(d_model, d_ff, num_layers, num_heads, d_kv, params, tiny=False):
 # transcribed; "parameters" is the size their model cards give.
 MODELS = {
     "amazon/chronos-bolt-tiny": _bolt(256, 1024, 4, 4, 64, "9M", tiny=True),
-    "amazon/chronos-bolt-mini": _bolt(384, 1536, 4, 8, 32, "21M"),
+    "amazon/chronos-bolt-mini": _bolt(384, 1536, 4, 8, 64, "21M"),
     "amazon/chronos-bolt-small": _bolt(512, 2048, 6, 8, 64, "48M"),
     "amazon/chronos-bolt-base": _bolt(768, 3072, 12, 12, 64, "205M"),
     "autogluon/chronos-2-small": _chronos2(512, 2048, 6, 8, 64, "28M", tiny=True),
