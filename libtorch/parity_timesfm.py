@@ -10,6 +10,10 @@ DATA_DIR defaults to ../../shared/data beside the checkout (NAB and BOOM).
 
 OUT_DIR/timesfm-h128.pt  context 512, horizon 128 (one pass)
 OUT_DIR/timesfm-h256.pt  context 512, horizon 256 (two passes in the graph)
+OUT_DIR/timesfm3-h128.pt TimesFM 3.0's tiny configuration, context 512,
+                         horizon 128, against the official
+                         TimesFM3Forecaster.predict_batch with its defaults
+                         (batches of 4 series, each padded to its longest)
 OUT_DIR/timesfm.json     for each file and horizon: the histories (the
                          newest <= 512 points the sidecar gives the model;
                          null = missing) and the official quantiles 0.1..0.9,
@@ -29,6 +33,7 @@ growing window of the official decode see the same data.
 """
 
 import csv
+import dataclasses
 import datetime
 import json
 import math
@@ -48,6 +53,7 @@ sys.path.insert(0, HERE)
 from tsfm_export import timesfm as T  # noqa: E402
 
 MODEL = "test/timesfm-2.5-tiny"
+MODEL3 = "test/timesfm-3.0-tiny"
 SEED = 11
 L = 512
 THREADS = 2
@@ -56,6 +62,12 @@ THREADS = 2
 FILES = {
     "timesfm-h128.pt": (128, [(128, None), (37, None), (300, L - 256)]),
     "timesfm-h256.pt": (256, [(256, None), (400, L - 256)]),
+}
+# TimesFM 3.0: one forward for the whole horizon, nothing outside the graph.
+FILES3 = {
+    # 100 rounds up to the same 128 of decode horizon; a horizon that rounds to
+    # less (e.g. 50 -> 64) is another forecast in TimesFM 3.0 (TIMESFM.md).
+    "timesfm3-h128.pt": (128, [(128, None), (100, None)]),
 }
 
 
@@ -123,6 +135,16 @@ def official(core, horizon, inputs):
     return q[:, :, 1:].transpose(0, 2, 1)  # [N, 9, horizon]: drop the mean
 
 
+def official3(model_path, horizon, inputs):
+    from timesfm3.torch import timesfm3_forecaster as f3
+
+    cfg = T.timesfm3_config(T.MODELS[MODEL3], checkpoint_path=model_path)
+    # batches of 4 of uneven lengths: each padded to its longest context
+    fc = f3.TimesFM3Forecaster(dataclasses.replace(cfg, per_core_batch_size=4))
+    out = fc.predict_batch([x.copy() for x in inputs], horizon, return_quantiles=True)
+    return np.stack([o.quantiles for o in out]).transpose(0, 2, 1)  # [N, 9, horizon]
+
+
 def main():
     out = sys.argv[1]
     data = sys.argv[2] if len(sys.argv) > 2 else os.path.join(HERE, "..", "..", "shared", "data")
@@ -142,14 +164,36 @@ def main():
     T.randomize(core, SEED)
     core = core.eval()
 
+    for fname, (h, _) in FILES3.items():
+        subprocess.run([sys.executable, os.path.join(HERE, "export.py"), "--model", MODEL3, "--context", str(L),
+                        "--horizon", str(h), "--random-init", "--seed", str(SEED), "--threads", str(THREADS),
+                        "--out", os.path.join(out, fname)], check=True)
+    from safetensors.torch import save_file
+    m3 = T.timesfm3_module(T.MODELS[MODEL3])
+    T.randomize3(m3, SEED)
+    m3_path = os.path.join(out, "timesfm3-tiny.safetensors")
+    save_file(m3.state_dict(), m3_path)
+
     cases = []
     with torch.no_grad():
+        for fname, (_, horizons) in FILES3.items():
+            for horizon, _ in horizons:
+                q = official3(m3_path, horizon, [s for _, s in named])
+                cases.append({
+                    "file": fname,
+                    "family": "timesfm-3.0",
+                    "horizon": horizon,
+                    "names": [n for n, _ in named],
+                    "histories": [[None if math.isnan(v) else v for v in s] for _, s in named],
+                    "quantiles": q.tolist(),
+                })
         for fname, (_, horizons) in FILES.items():
             for horizon, longest in horizons:
                 pick = [(n, s) for n, s in named if longest is None or len(s) <= longest]
                 q = official(core, horizon, [s for _, s in pick])
                 cases.append({
                     "file": fname,
+                    "family": "timesfm-2.5",
                     "horizon": horizon,
                     "names": [n for n, _ in pick],
                     "histories": [[None if math.isnan(v) else v for v in s] for _, s in pick],

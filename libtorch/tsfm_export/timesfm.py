@@ -62,6 +62,46 @@ MODELS = {
         "tokenizer_hidden_dims": 1280,
         "quantiles": QUANTILES,
     },
+    # TimesFM 3.0: the package's own defaults (timesfm3/torch
+    # timesfm3_forecaster.py: _ModelConfig and _make_torch_model); the hub's
+    # config.json, which from_pretrained reads, may differ (unverified: no
+    # download here). Weights: non-commercial use only.
+    "google/timesfm-3.0-pytorch": {
+        "family": "timesfm-3.0",
+        "name": "timesfm-3.0",
+        "license": "timesfm-non-commercial-license-v1.0 (non-commercial, non-production use only)",
+        "patch_size": 32,
+        "output_patch_len": 64,
+        "max_context": 15360,      # the forecaster's _MAX_CONTEXT_LENGTH
+        "default_context": 1024,
+        "max_horizon": 1024,       # the decode takes any; bounded here like 2.5's head
+        "default_horizon": 128,
+        "num_layers": 20,
+        "model_dims": 1280,
+        "hidden_dims": 1280,
+        "num_heads": 16,
+        "resblock_hidden_dims": 1280,
+        "quantiles": QUANTILES,
+    },
+    "test/timesfm-3.0-tiny": {
+        "family": "timesfm-3.0",
+        "name": "timesfm-3.0-tiny",
+        "license": "-",
+        "random_init_only": True,
+        "tiny": True,
+        "patch_size": 32,
+        "output_patch_len": 64,
+        "max_context": 15360,
+        "default_context": 512,
+        "max_horizon": 1024,
+        "default_horizon": 128,
+        "num_layers": 2,
+        "model_dims": 64,
+        "hidden_dims": 64,
+        "num_heads": 4,
+        "resblock_hidden_dims": 64,
+        "quantiles": QUANTILES,
+    },
     # Tests: the same architecture (every layer kind, patch sizes, heads of
     # 128 x 10 and 1024 x 10), two layers of 64 dimensions. No checkpoint.
     "test/timesfm-2.5-tiny": {
@@ -271,6 +311,68 @@ class TimesFM25(torch.nn.Module):
         return q.transpose(1, 2).contiguous()
 
 
+def timesfm3_config(cfg: dict, checkpoint_path: str = ""):
+    """The official forecaster's _ModelConfig with cfg's dimensions."""
+    from timesfm3.torch import configs as c3, timesfm3_forecaster as f3
+
+    tc = c3.StackedTransformersConfig(
+        num_layers=cfg["num_layers"],
+        transformer=c3.TransformerConfig(
+            model_dims=cfg["model_dims"], hidden_dims=cfg["hidden_dims"], num_heads=cfg["num_heads"],
+            attention_norm="rms", feedforward_norm="rms", qk_norm="rms", use_rope_seq=True,
+            use_rope_var=True, use_bias=False, ff_activation="relu", deterministic=True))
+    rb = c3.ResidualBlockConfig(hidden_dims=cfg["resblock_hidden_dims"], output_dims=cfg["model_dims"],
+                                use_bias=False, activation="relu")
+    return f3._ModelConfig(checkpoint_path=checkpoint_path, input_patch_length=cfg["patch_size"],
+                           output_patch_length=cfg["output_patch_len"], quantiles=list(cfg["quantiles"]),
+                           residual_block_config=rb, transformer_config=tc, device="cpu")
+
+
+def timesfm3_module(cfg: dict):
+    """The official TimesFM3Torch as the forecaster builds it."""
+    from timesfm3.torch import timesfm3_forecaster as f3
+
+    return f3._make_torch_model(timesfm3_config(cfg))
+
+
+def randomize3(module: torch.nn.Module, seed: int) -> None:
+    """Deterministic random weights for TimesFM 3.0: matrices N(0, 1/fan_in),
+    norm scales 1 + N(0, 0.1^2), other vectors N(0, 0.02^2)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in sorted(module.named_parameters()):
+            n = torch.randn(p.shape, generator=g, dtype=torch.float32)
+            if p.dim() > 1:
+                p.copy_(n / math.sqrt(p.shape[-1]))
+            elif name.endswith("scale"):
+                p.copy_(1 + 0.1 * n)
+            else:
+                p.copy_(0.02 * n)
+
+
+class TimesFM3(torch.nn.Module):
+    """context float32 [B, L] -> quantiles float32 [B, 9, H]: what the
+    official TimesFM3Forecaster.predict_batch does with its defaults
+    (sort_quantiles, no symmetric averaging, no z-normalisation, no
+    positivity clamp, no covariates): leading NaNs stripped and left-padded
+    with masked zeros, NaNs interpolated linearly (trailing ones repeat the
+    last value), decode for the horizon rounded up to the output patch,
+    cut, quantiles sorted."""
+
+    def __init__(self, model: torch.nn.Module, context: int, horizon: int):
+        super().__init__()
+        self.model = model
+        self.horizon = horizon
+        o = model.output_patch_len
+        self.global_horizon = (horizon + o - 1) // o * o
+
+    def forward(self, context: torch.Tensor) -> torch.Tensor:
+        x, lead = TimesFM25.prepare(self, context)
+        out = self.model.decode(x.unsqueeze(1), self.global_horizon, mask=lead)  # [B, 1, H', 9]
+        out = torch.sort(out[:, 0, : self.horizon, :], dim=-1).values
+        return out.transpose(1, 2).contiguous()
+
+
 def check(model_id: str, context: int, horizon: int) -> None:
     """Argument checks the family adds to the frame's (unknown model,
     context not a multiple of the patch, limits)."""
@@ -281,8 +383,9 @@ def check(model_id: str, context: int, horizon: int) -> None:
     if context < p or context % p:
         raise ValueError(f"{model_id}: context {context} must be a positive multiple of the input patch size {p}")
     if not 1 <= horizon <= cfg["max_horizon"]:
-        raise ValueError(f"{model_id}: horizon {horizon} must be in 1..{cfg['max_horizon']} (the continuous quantile head's length; "
-                         f"the Go adapter forecasts further in passes when the horizon is a multiple of {cfg['output_patch_len']})")
+        raise ValueError(f"{model_id}: horizon {horizon} must be in 1..{cfg['max_horizon']}")
+    if cfg["family"] != "timesfm-2.5":
+        return
     o = cfg["output_patch_len"]
     if context + ((horizon - 1) // o + 1) * o > cfg["context_limit"]:
         raise ValueError(f"{model_id}: context {context} + horizon {horizon} (rounded up to a multiple of {o}) exceeds the model's limit {cfg['context_limit']}")
@@ -295,6 +398,8 @@ def build(model_id: str, context: int, horizon: int, random_init: bool, seed: in
     cfg = MODELS[model_id]
     if not random_init and cfg.get("random_init_only"):
         raise ValueError(f"{model_id} is a test configuration without a checkpoint: use --random-init")
+    if cfg["family"] == "timesfm-3.0":
+        return build3(model_id, cfg, context, horizon, random_init, seed, device, checkpoint)
     if random_init:
         core = official_module(cfg)
         randomize(core, seed)
@@ -311,6 +416,28 @@ def build(model_id: str, context: int, horizon: int, random_init: bool, seed: in
         "output_quantile_len": cfg["output_quantile_len"],
         "decode_passes": module.passes,
         "forecast_settings": dict(FORECAST_SETTINGS),
+        "license": cfg["license"],
+    }
+    return module, meta
+
+
+def build3(model_id, cfg, context, horizon, random_init, seed, device, checkpoint):
+    if random_init:
+        model = timesfm3_module(cfg)
+        randomize3(model, seed)
+    else:
+        from timesfm3.torch import timesfm3_forecaster as f3
+        model = f3.TimesFM3Forecaster.from_pretrained(checkpoint or model_id, device="cpu").model
+    model = model.to(device).eval()
+    module = TimesFM3(model, context, horizon).to(device).eval()
+    meta = {
+        "family": cfg["family"],
+        "name": cfg["name"],
+        "quantiles": list(cfg["quantiles"]),
+        "patch_size": cfg["patch_size"],
+        "output_patch_len": cfg["output_patch_len"],
+        "forecast_settings": {"sort_quantiles": True, "use_symmetric_averaging": False, "use_znorm": False,
+                              "make_positive": False, "padding_mode": "none"},
         "license": cfg["license"],
     }
     return module, meta

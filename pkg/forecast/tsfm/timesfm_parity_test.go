@@ -31,6 +31,7 @@ const timesFMTolerance = 1e-5
 
 type timesFMCase struct {
 	File      string        `json:"file"`
+	Family    string        `json:"family"`
 	Horizon   int           `json:"horizon"`
 	Names     []string      `json:"names"`
 	Histories [][]*float64  `json:"histories"`
@@ -85,7 +86,7 @@ func parityDevice() string {
 	return "cpu"
 }
 
-// TestTimesFMParity: the exported tiny TimesFM 2.5 through the sidecar's
+// TestTimesFMParity: the exported tiny TimesFM 2.5 (and 3.0) through the sidecar's
 // model path (torch.New, Forecast: the graph and this package's adapter)
 // against the official forecast, for real NAB and BOOM series with gaps
 // and shorter than the context, horizons within one pass, two passes inside
@@ -93,7 +94,10 @@ func parityDevice() string {
 // horizon only the median is the official one (the adapter's further passes
 // feed and return the official medians; their other quantiles come from
 // their own pass, not from the first pass's 1024-step quantile head), on
-// series short enough that the sliding window drops only padding.
+// series short enough that the sliding window drops only padding. TimesFM
+// 3.0 (family timesfm-3.0, no adapter: the generic one) forecasts its whole
+// horizon in one forward; its official side is TimesFM3Forecaster.predict_batch
+// with its defaults, in batches of 4 series padded to their longest.
 func TestTimesFMParity(t *testing.T) {
 	dir, ref := timesFMFixtures(t)
 	for _, s := range []string{"normalize_inputs", "use_continuous_quantile_head", "force_flip_invariance", "infer_is_positive", "fix_quantile_crossing"} {
@@ -117,7 +121,7 @@ func TestTimesFMParity(t *testing.T) {
 					t.Fatal(err)
 				}
 				defer m.Close()
-				if md := m.Metadata(); md.Family != TimesFM25Family || md.ContextLength != ref.ContextLength {
+				if md := m.Metadata(); md.Family != c.Family || md.ContextLength != ref.ContextLength {
 					t.Fatalf("%s: metadata %+v", c.File, md)
 				}
 				models[key] = m
