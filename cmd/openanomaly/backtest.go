@@ -21,6 +21,7 @@ import (
 	"github.com/openanomaly/openanomaly/pkg/backtest"
 	"github.com/openanomaly/openanomaly/pkg/config"
 	"github.com/openanomaly/openanomaly/pkg/datasource"
+	"github.com/openanomaly/openanomaly/pkg/forecast"
 	"github.com/openanomaly/openanomaly/pkg/nab"
 	"github.com/openanomaly/openanomaly/pkg/rulefmt"
 )
@@ -189,6 +190,9 @@ func backtestOptions(bc backtestConfig, stderr io.Writer) (backtest.Options, fun
 	if o.Models, err = buildModels(cfg); err != nil {
 		return o, noop, err
 	}
+	// One set of models per worker: the built-in model's fitted state is
+	// aged by the replayed time, which differs between workers.
+	o.NewModels = func() (*forecast.Registry, error) { return buildModels(cfg) }
 	if bc.nabData != "" {
 		if o.NAB, err = nab.LoadCorpus(bc.nabData); err != nil {
 			return o, noop, fmt.Errorf("--nab.data: %w", err)

@@ -78,7 +78,14 @@ type Group struct {
 type Options struct {
 	Groups       []Group
 	MetricPrefix string
-	Models       *forecast.Registry
+	// Models are the models pipelines name. NewModels, when set, builds a
+	// registry like it for each worker: models that keep per-series state
+	// aged by the evaluation time (the built-in model's fitted parameters)
+	// must not be shared by replays that run at different replayed times
+	// at once, or one replay's clock expires another's state (the daemon
+	// has one clock for all). Without it, Models is shared.
+	Models    *forecast.Registry
+	NewModels func() (*forecast.Registry, error)
 
 	// CSV lists CSV files and directories (FindCSV); Metric is the metric
 	// name their values get (default DefaultMetric).
@@ -154,6 +161,11 @@ type unit struct {
 	// duplicates); store units use evaluation times from the range.
 	stamps, rows []int64
 	evals        int // evaluations this unit makes, for progress
+	// Store units: the querier, and the pipeline's shard when its series
+	// are split over several units (shard.go).
+	querier       datasource.Querier
+	shard, shards int
+	shared        *sharedQuerier
 }
 
 type unitRule struct {
@@ -223,12 +235,19 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 					return nil, fmt.Errorf("%s: group %s: pipeline %s: %w", r.group.File, r.group.Name, r.spec.Forecast, err)
 				}
 			}
-			u := &unit{id: r.group.File + ";" + r.group.Name + ";" + r.spec.Forecast, rules: []unitRule{r}}
-			u.evals = len(storeTimes(o.Start, o.End, o.interval(r.group)))
-			if u.evals == 0 {
+			evals := len(storeTimes(o.Start, o.End, o.interval(r.group)))
+			if evals == 0 {
 				return nil, fmt.Errorf("pipeline %s: no evaluation time between %s and %s", r.spec.Forecast, fmtTime(o.Start), fmtTime(o.End))
 			}
-			units = append(units, u)
+			// Fewer pipelines than workers: split each one's series.
+			shards := max(1, o.Parallelism/len(rules))
+			for i := range shards {
+				id := r.group.File + ";" + r.group.Name + ";" + r.spec.Forecast
+				if shards > 1 {
+					id += fmt.Sprintf("#%d/%d", i+1, shards)
+				}
+				units = append(units, &unit{id: id, rules: []unitRule{r}, evals: evals, querier: o.Querier, shard: i, shards: shards})
+			}
 		}
 	} else {
 		var errs []error
@@ -289,6 +308,22 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		todo = append(todo, i)
 		total += u.evals
 	}
+	// The shards of one pipeline that run share its queries.
+	shared := map[string]*sharedQuerier{}
+	for _, i := range todo {
+		u := units[i]
+		if u.shards <= 1 {
+			continue
+		}
+		key := u.id[:strings.LastIndexByte(u.id, '#')]
+		sq, ok := shared[key]
+		if !ok {
+			sq = newSharedQuerier(o.Querier, u.shards, 0, u.rules[0].group.Limit)
+			shared[key] = sq
+		}
+		sq.active++
+		u.shared, u.querier = sq, sq.shard(u.shard)
+	}
 	o.Logger.Info("Backtest", "units", len(units), "resumed", res.Resumed, "evaluations", total, "parallelism", o.Parallelism)
 
 	engine := NewEngine(time.Minute)
@@ -304,11 +339,26 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			models := o.Models
+			if o.NewModels != nil {
+				var err error
+				if models, err = o.NewModels(); err != nil {
+					for i := range jobs {
+						if u := units[i]; u.shared != nil {
+							u.shared.leave(u.shard)
+						}
+						errc <- fmt.Errorf("%s: models: %w", units[i].id, err)
+					}
+					return
+				}
+			}
 			for i := range jobs {
-				st, err := o.runUnit(ctx, engine, units[i], fp(units[i]), prog)
-				evals.Add(st.evals)
+				st, err := o.runUnit(ctx, engine, models, units[i], fp(units[i]), prog)
+				if units[i].shard == 0 { // every shard makes the same evaluations
+					evals.Add(st.evals)
+					failed.Add(st.failed)
+				}
 				points.Add(st.points)
-				failed.Add(st.failed)
 				if err != nil {
 					// The other units go on: their markers let a rerun
 					// with --resume redo only the failed ones.
@@ -478,7 +528,7 @@ type unitStats struct {
 
 // runUnit evaluates every pipeline of a unit over its times and writes its
 // outputs and then its done-marker.
-func (o Options) runUnit(ctx context.Context, engine *promql.Engine, u *unit, fp string, prog *progress) (st unitStats, err error) {
+func (o Options) runUnit(ctx context.Context, engine *promql.Engine, models *forecast.Registry, u *unit, fp string, prog *progress) (st unitStats, err error) {
 	// A panic in a model fails this unit with a message that names it,
 	// not the whole process without one.
 	defer func() {
@@ -488,7 +538,14 @@ func (o Options) runUnit(ctx context.Context, engine *promql.Engine, u *unit, fp
 		}
 	}()
 	var q *replayQuerier
-	var storeQ datasource.Querier = o.Querier
+	storeQ := u.querier
+	limitOf := func(g Group) int { return g.Limit }
+	if u.shared != nil {
+		// The shared querier applies the limit to the whole answer; a
+		// shard sees only its part of it.
+		defer u.shared.leave(u.shard)
+		limitOf = func(Group) int { return 0 }
+	}
 	if u.file != nil {
 		cs, err := openCSVStore(ctx, u.file, o.Metric)
 		if err != nil {
@@ -523,8 +580,8 @@ func (o Options) runUnit(ctx context.Context, engine *promql.Engine, u *unit, fp
 			}
 			ro.begin(ts.Add(-ur.group.QueryOffset).UnixMilli())
 			err := rule.Eval(ctx, ts, pipeline.EvalOptions{
-				Querier: querier, Models: o.Models, Appender: rec,
-				QueryOffset: ur.group.QueryOffset, Limit: ur.group.Limit, Metrics: metrics,
+				Querier: querier, Models: models, Appender: rec,
+				QueryOffset: ur.group.QueryOffset, Limit: limitOf(ur.group), Metrics: metrics,
 			})
 			st.evals++
 			prog.add(1)

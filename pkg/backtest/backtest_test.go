@@ -150,6 +150,7 @@ func run(t *testing.T, o Options) *Result {
 	t.Helper()
 	if o.Models == nil {
 		o.Models = models(t)
+		o.NewModels = func() (*forecast.Registry, error) { return models(t), nil }
 	}
 	if o.MetricPrefix == "" {
 		o.MetricPrefix = prefix
@@ -547,13 +548,7 @@ func TestSameAsDaemonOverPrometheus(t *testing.T) {
 	}
 
 	// The daemon's path: its HTTP querier against the store.
-	u, _ := url.Parse(prom.URL)
-	dc := config.DefaultDatasourceConfig
-	dc.URL = &commoncfg.URL{URL: u}
-	q, err := datasource.FromConfig(dc, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
+	q := httpQuerier(t, prom.URL)
 	rule := pipeline.NewRule(g[0].Rules[0], prefix)
 	daemon := recording{}
 	reg := models(t)
@@ -611,6 +606,19 @@ func TestSameAsDaemonOverPrometheus(t *testing.T) {
 			}
 		}
 	}
+}
+
+// httpQuerier is the daemon's query_range client for base.
+func httpQuerier(t *testing.T, base string) datasource.Querier {
+	t.Helper()
+	u, _ := url.Parse(base)
+	dc := config.DefaultDatasourceConfig
+	dc.URL = &commoncfg.URL{URL: u}
+	q, err := datasource.FromConfig(dc, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q
 }
 
 // TestRemoteWriteToVictoriaMetrics: every emitted sample reaches a real

@@ -183,7 +183,11 @@ func writeUnit(dir string, u *unit, outs []*ruleOut, season time.Duration, fp st
 	}
 
 	for _, o := range outs {
-		m.Rules = append(m.Rules, ruleSummary{Rule: o.rule.spec.Forecast, Evaluations: len(o.stamps), Failed: o.failed, FirstError: o.firstErr})
+		rsum := ruleSummary{Rule: o.rule.spec.Forecast, Evaluations: len(o.stamps), Failed: o.failed, FirstError: o.firstErr}
+		if u.shard > 0 { // the pipeline's evaluations are counted once, by shard 0
+			rsum.Evaluations, rsum.Failed = 0, 0
+		}
+		m.Rules = append(m.Rules, rsum)
 		for _, s := range o.sortedSeries() {
 			rs, stats := seriesReport(o, s, season)
 			m.Series = append(m.Series, rs)
