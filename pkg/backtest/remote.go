@@ -40,6 +40,9 @@ func NewRemoteWriter(rawURL string, logger *slog.Logger) (*RemoteWriter, error) 
 	cfg.URL = &commoncfg.URL{URL: u}
 	// A replay may take as long as it needs to drain at shutdown.
 	cfg.QueueConfig.FlushDeadline = model.Duration(time.Hour)
+	// Batches fill at once during a replay; the last one need not wait
+	// the sidecar's 5s.
+	cfg.QueueConfig.BatchSendDeadline = model.Duration(500 * time.Millisecond)
 	reg := prometheus.NewRegistry()
 	q, err := remotewrite.NewQueue(remotewrite.QueueOptions{Config: &cfg, Registerer: reg, Logger: logger})
 	if err != nil {
