@@ -3,10 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/alecthomas/kingpin/v2"
 
@@ -104,5 +107,49 @@ func TestBacktestCommandErrors(t *testing.T) {
 		if code != 1 || !strings.Contains(stderr, tc.want) {
 			t.Errorf("%q: exit %d, stderr %q; want 1 and %q", tc.args, code, stderr, tc.want)
 		}
+	}
+}
+
+// TestBacktestCommandStore: with only --config.file the command reads the
+// config's datasource (a real Prometheus) and its rule_files.
+func TestBacktestCommandStore(t *testing.T) {
+	prom := testenv.StartPrometheus(t, testenv.PrometheusOptions{
+		RemoteWriteReceiver: true,
+		ExtraConfig:         "storage:\n  tsdb:\n    out_of_order_time_window: 1d\n",
+	})
+	end := time.Now().Add(-10 * time.Minute).Truncate(time.Minute)
+	var ts []time.Time
+	var vs []float64
+	for i := range 180 {
+		ts = append(ts, end.Add(time.Duration(i-179)*time.Minute))
+		vs = append(vs, 10+math.Sin(float64(i)/10))
+	}
+	prom.Write(t, "load", map[string]string{"instance": "a"}, ts, vs)
+
+	dir := t.TempDir()
+	cfg := "datasource:\n  url: " + prom.URL + "\nglobal:\n  evaluation_interval: 1m\nrule_files: [pipelines.yml]\n"
+	rules := "groups:\n  - name: g\n    rules:\n      - forecast: load:x\n        expr: load\n        step: 1m\n        context: 1h\n        anomaly: {}\n"
+	for name, content := range map[string]string{"openanomaly.yml": cfg, "pipelines.yml": rules} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := filepath.Join(dir, "out")
+	code, stdout, stderr := backtestCLI(t, "--config.file", filepath.Join(dir, "openanomaly.yml"),
+		"--start", ts[0].Format(time.RFC3339), "--end", strconv.FormatInt(end.Unix(), 10), "--output.dir", out, "--progress", "none")
+	if code != 0 || !strings.Contains(stdout, "180 evaluations, 0 failed") {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	om, err := os.ReadFile(filepath.Join(out, "series.om"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(om), `openanomaly_y{instance="a",pipeline="load:x"}`); n < 150 {
+		t.Errorf("%d openanomaly_y samples in series.om", n)
+	}
+
+	code, _, stderr = backtestCLI(t, "--config.file", filepath.Join(dir, "openanomaly.yml"), "--output.dir", out)
+	if code != 1 || !strings.Contains(stderr, "needs --start and --end") {
+		t.Errorf("no range: exit %d, stderr %q", code, stderr)
 	}
 }
