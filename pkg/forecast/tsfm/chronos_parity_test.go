@@ -5,11 +5,13 @@ package tsfm
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -148,5 +150,45 @@ func TestChronosParity(t *testing.T) {
 			t.Errorf("%s: no horizon beyond the file's", m.File)
 		}
 		model.Close()
+	}
+}
+
+// TestExportRefusesBadArguments: libtorch/export.py exits 2 with a message
+// that says what is wrong, and writes nothing.
+func TestExportRefusesBadArguments(t *testing.T) {
+	py := os.Getenv("OPENANOMALY_TORCH_PYTHON")
+	if py == "" {
+		t.Skip("OPENANOMALY_TORCH_PYTHON is unset: make test-libtorch sets it to the torch venv's python")
+	}
+	dir := t.TempDir()
+	out := filepath.Join(dir, "x.pt")
+	for _, c := range []struct {
+		args []string
+		want []string // one of them
+	}{
+		{[]string{"--model", "foo/bar"}, []string{"unknown model 'foo/bar'; known models: amazon/chronos-bolt-tiny, amazon/chronos-bolt-mini"}},
+		{[]string{"--model", "amazon/chronos-bolt-tiny", "--context", "500"}, []string{"--context 500: amazon/chronos-bolt-tiny takes contexts that are a positive multiple of its patch size 16"}},
+		{[]string{"--model", "autogluon/chronos-2-small", "--context", "16384"}, []string{"--context 16384: autogluon/chronos-2-small takes at most 8192 points"}},
+		{[]string{"--model", "amazon/chronos-bolt-small", "--horizon", "65"}, []string{"--horizon 65: out of range for amazon/chronos-bolt-small, 1..64 steps per file"}},
+		{[]string{"--model", "amazon/chronos-2", "--device", "cuda:99"}, []string{"--device cuda:99: CUDA is not available on this machine", "--device cuda:99: only "}},
+	} {
+		args := append([]string{filepath.Join("..", "..", "..", "libtorch", "export.py")}, c.args...)
+		cmd := exec.Command(py, append(args, "--random-init", "--out", out)...)
+		b, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+			t.Errorf("export.py %v: %v, want exit status 2\n%s", c.args, err, b)
+			continue
+		}
+		ok := false
+		for _, w := range c.want {
+			ok = ok || strings.Contains(string(b), w)
+		}
+		if !ok {
+			t.Errorf("export.py %v said:\n%s\nwant %q", c.args, b, c.want)
+		}
+		if _, err := os.Stat(out); err == nil {
+			t.Errorf("export.py %v wrote %s", c.args, out)
+		}
 	}
 }
