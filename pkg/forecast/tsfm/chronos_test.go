@@ -16,21 +16,21 @@ var (
 	c2Q   = []float64{0.01, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.99}
 )
 
-func md(family string, q []float64, l, h int) torch.Metadata {
+func chronosMeta(family string, q []float64, l, h int) torch.Metadata {
 	return torch.Metadata{Contract: torch.Contract, Family: family, Name: family + "-test", ContextLength: l, Horizon: h,
 		Quantiles: q, Inputs: []string{"context"}, Outputs: []string{"quantiles"}, NaNPolicy: "missing", TorchVersion: "2.11.0"}
 }
 
-// fakeModel is a Forward that records its calls: each row's output for
+// chronosFake is a Forward that records its calls: each row's output for
 // level k, step s is the mean of its finite points plus (k+1)*(s+1)/10 plus
 // the row's newest finite point / 100, so the outputs depend on the context.
-type fakeModel struct {
+type chronosFake struct {
 	q, h  int
 	mu    sync.Mutex
 	calls [][][]float32 // the rows of each call, copied
 }
 
-func (f *fakeModel) forward(_ context.Context, rows [][]float32) ([][]float32, error) {
+func (f *chronosFake) forward(_ context.Context, rows [][]float32) ([][]float32, error) {
 	f.mu.Lock()
 	cp := make([][]float32, len(rows))
 	for i, r := range rows {
@@ -61,7 +61,7 @@ func (f *fakeModel) forward(_ context.Context, rows [][]float32) ([][]float32, e
 	return out, nil
 }
 
-func rowsOf(l int, lens ...int) [][]float32 {
+func chronosRows(l int, lens ...int) [][]float32 {
 	var rows [][]float32
 	for r, n := range lens {
 		row := make([]float32, l)
@@ -81,9 +81,9 @@ func TestWithinHorizonIsOneForward(t *testing.T) {
 	for _, c := range []struct {
 		f torch.Family
 		m torch.Metadata
-	}{{ChronosBolt{}, md("chronos-bolt", boltQ, 32, 8)}, {Chronos2{}, md("chronos-2", c2Q, 32, 16)}} {
-		fm := &fakeModel{q: len(c.m.Quantiles), h: c.m.Horizon}
-		rows := rowsOf(32, 32, 5)
+	}{{ChronosBolt{}, chronosMeta("chronos-bolt", boltQ, 32, 8)}, {Chronos2{}, chronosMeta("chronos-2", c2Q, 32, 16)}} {
+		fm := &chronosFake{q: len(c.m.Quantiles), h: c.m.Horizon}
+		rows := chronosRows(32, 32, 5)
 		got, err := c.f.Forecast(context.Background(), c.m, fm.forward, rows, c.m.Horizon-3)
 		if err != nil {
 			t.Fatal(err)
@@ -112,12 +112,12 @@ func TestBeyondHorizonFeedsBackQuantilePaths(t *testing.T) {
 		m     torch.Metadata
 		paths []int
 	}{
-		{ChronosBolt{}, md("chronos-bolt", boltQ, l, h), []int{0, 1, 2, 3, 4, 5, 6, 7, 8}},
-		{Chronos2{}, md("chronos-2", c2Q, l, h), []int{2, 4, 6, 8, 10, 12, 14, 16, 18}},
+		{ChronosBolt{}, chronosMeta("chronos-bolt", boltQ, l, h), []int{0, 1, 2, 3, 4, 5, 6, 7, 8}},
+		{Chronos2{}, chronosMeta("chronos-2", c2Q, l, h), []int{2, 4, 6, 8, 10, 12, 14, 16, 18}},
 	} {
 		q, n := len(c.m.Quantiles), len(c.paths)
-		fm := &fakeModel{q: q, h: h}
-		rows := rowsOf(l, 40, 7, 1)
+		fm := &chronosFake{q: q, h: h}
+		rows := chronosRows(l, 40, 7, 1)
 		horizon := 3*h + 5 // four forwards, the last block cut
 		got, err := c.f.Forecast(context.Background(), c.m, fm.forward, rows, horizon)
 		if err != nil {
@@ -170,9 +170,9 @@ func TestBeyondHorizonFeedsBackQuantilePaths(t *testing.T) {
 // A horizon of more than two files' horizons longer than L: the window then
 // holds only fed-back values.
 func TestFeedbackLongerThanContext(t *testing.T) {
-	m := md("chronos-bolt", boltQ, 8, 12)
-	fm := &fakeModel{q: 9, h: 12}
-	got, err := ChronosBolt{}.Forecast(context.Background(), m, fm.forward, rowsOf(8, 8), 30)
+	m := chronosMeta("chronos-bolt", boltQ, 8, 12)
+	fm := &chronosFake{q: 9, h: 12}
+	got, err := ChronosBolt{}.Forecast(context.Background(), m, fm.forward, chronosRows(8, 8), 30)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,27 +225,27 @@ func TestErrors(t *testing.T) {
 		if calls == 2 {
 			return nil, boom
 		}
-		return (&fakeModel{q: 9, h: 4}).forward(context.Background(), rows)
+		return (&chronosFake{q: 9, h: 4}).forward(context.Background(), rows)
 	}
-	if _, err := (ChronosBolt{}).Forecast(context.Background(), md("chronos-bolt", boltQ, 8, 4), fail, rowsOf(8, 8), 9); !errors.Is(err, boom) {
+	if _, err := (ChronosBolt{}).Forecast(context.Background(), chronosMeta("chronos-bolt", boltQ, 8, 4), fail, chronosRows(8, 8), 9); !errors.Is(err, boom) {
 		t.Fatalf("error from the second forward: %v", err)
 	}
 	short := func(_ context.Context, rows [][]float32) ([][]float32, error) {
 		return make([][]float32, len(rows)), nil
 	}
-	if _, err := (ChronosBolt{}).Forecast(context.Background(), md("chronos-bolt", boltQ, 8, 4), short, rowsOf(8, 8), 9); err == nil {
+	if _, err := (ChronosBolt{}).Forecast(context.Background(), chronosMeta("chronos-bolt", boltQ, 8, 4), short, chronosRows(8, 8), 9); err == nil {
 		t.Fatal("short results accepted")
 	}
 	// Chronos-2 beyond the horizon needs the levels 0.1..0.9.
-	fm := &fakeModel{q: 3, h: 4}
-	_, err := Chronos2{}.Forecast(context.Background(), md("chronos-2", []float64{0.1, 0.5, 0.9}, 8, 4), fm.forward, rowsOf(8, 8), 9)
+	fm := &chronosFake{q: 3, h: 4}
+	_, err := Chronos2{}.Forecast(context.Background(), chronosMeta("chronos-2", []float64{0.1, 0.5, 0.9}, 8, 4), fm.forward, chronosRows(8, 8), 9)
 	if err == nil {
 		t.Fatal("chronos-2 without the unrolled levels forecast beyond its horizon")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	fm = &fakeModel{q: 9, h: 4}
-	if _, err := (ChronosBolt{}).Forecast(ctx, md("chronos-bolt", boltQ, 8, 4), fm.forward, rowsOf(8, 8), 9); !errors.Is(err, context.Canceled) {
+	fm = &chronosFake{q: 9, h: 4}
+	if _, err := (ChronosBolt{}).Forecast(ctx, chronosMeta("chronos-bolt", boltQ, 8, 4), fm.forward, chronosRows(8, 8), 9); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled: %v", err)
 	}
 }
