@@ -43,17 +43,22 @@ func NewEngine(subqueryStep time.Duration) *promql.Engine {
 	})
 }
 
-// csvStore is one CSV file in a throw-away TSDB block, under the metric
-// name and a `file` label. A block, not a head: a query then reads only the
-// chunks of its range, where the head walks all of a series' chunks, which
-// for a file of 20,000 rows made the store most of a replay's time.
+// csvStore is one CSV file in throw-away TSDB blocks, under the metric
+// name and a `file` label. Blocks, not a head: a query then reads only the
+// chunks of its range, where the head walks all of a series' chunks (for a
+// file of 20,000 rows that made the store most of a replay's time). One
+// block per blockSpan of data, so that a query decodes the chunk list of
+// the one or two blocks it touches, not the whole file's.
 type csvStore struct {
-	dir   string
-	block *tsdb.Block
-	lset  labels.Labels
+	dir    string
+	blocks []*tsdb.Block // by time
+	lset   labels.Labels
 }
 
-// openCSVStore writes f's rows into a new block in a temporary directory.
+// blockSpan is the time range of one block.
+const blockSpan = 7 * 24 * time.Hour
+
+// openCSVStore writes f's rows into new blocks in a temporary directory.
 // NaN rows (empty cells) are stored as NaN, as a store would keep them; the
 // pipeline drops and counts them.
 func openCSVStore(ctx context.Context, f *CSVFile, metric string) (*csvStore, error) {
@@ -67,44 +72,81 @@ func openCSVStore(ctx context.Context, f *CSVFile, metric string) (*csvStore, er
 		return nil, fmt.Errorf("%s: store the rows: %w", f.Path, err)
 	}
 	logger := slog.New(slog.DiscardHandler)
-	// One block for the whole file: its span, and a day to spare.
-	span := f.Rows[len(f.Rows)-1].T - f.Rows[0].T
-	w, err := tsdb.NewBlockWriter(logger, dir, span+(24*time.Hour).Milliseconds())
-	if err != nil {
-		return fail(err)
-	}
-	defer w.Close()
-	app := w.Appender(ctx)
-	var ref storage.SeriesRef
-	for _, r := range f.Rows {
-		if ref, err = app.Append(ref, s.lset, r.T, r.V); err != nil {
-			_ = app.Rollback()
-			return fail(fmt.Errorf("at %s: %w", time.UnixMilli(r.T).UTC().Format(time.RFC3339), err))
+	span := blockSpan.Milliseconds()
+	for lo := 0; lo < len(f.Rows); {
+		// The rows of one block: [t, t+span) from the first row left.
+		hi := lo
+		for hi < len(f.Rows) && f.Rows[hi].T < f.Rows[lo].T+span {
+			hi++
 		}
-	}
-	if err := app.Commit(); err != nil {
-		return fail(err)
-	}
-	id, err := w.Flush(ctx)
-	if err != nil {
-		return fail(err)
-	}
-	if s.block, err = tsdb.OpenBlock(logger, filepath.Join(dir, id.String()), nil, nil); err != nil {
-		return fail(err)
+		b, err := writeBlock(ctx, logger, dir, s.lset, f.Rows[lo:hi], 2*span)
+		if err != nil {
+			return fail(err)
+		}
+		s.blocks = append(s.blocks, b)
+		lo = hi
 	}
 	return s, nil
 }
 
-// Querier implements storage.Queryable.
-func (s *csvStore) Querier(mint, maxt int64) (storage.Querier, error) {
-	return tsdb.NewBlockQuerier(s.block, mint, maxt)
+// writeBlock writes rows as one block into dir and opens it.
+func writeBlock(ctx context.Context, logger *slog.Logger, dir string, lset labels.Labels, rows []Row, blockSize int64) (*tsdb.Block, error) {
+	w, err := tsdb.NewBlockWriter(logger, dir, blockSize)
+	if err != nil {
+		return nil, err
+	}
+	defer w.Close()
+	app := w.Appender(ctx)
+	var ref storage.SeriesRef
+	for _, r := range rows {
+		if ref, err = app.Append(ref, lset, r.T, r.V); err != nil {
+			_ = app.Rollback()
+			return nil, fmt.Errorf("at %s: %w", time.UnixMilli(r.T).UTC().Format(time.RFC3339), err)
+		}
+	}
+	if err := app.Commit(); err != nil {
+		return nil, err
+	}
+	id, err := w.Flush(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return tsdb.OpenBlock(logger, filepath.Join(dir, id.String()), nil, nil)
 }
 
-// Close closes the block and removes its directory.
+// Querier implements storage.Queryable over the blocks that overlap
+// [mint, maxt].
+func (s *csvStore) Querier(mint, maxt int64) (storage.Querier, error) {
+	var qs []storage.Querier
+	for _, b := range s.blocks {
+		if !b.OverlapsClosedInterval(mint, maxt) {
+			continue
+		}
+		q, err := tsdb.NewBlockQuerier(b, mint, maxt)
+		if err != nil {
+			for _, q := range qs {
+				_ = q.Close()
+			}
+			return nil, err
+		}
+		qs = append(qs, q)
+	}
+	switch len(qs) {
+	case 0:
+		return storage.NoopQuerier(), nil
+	case 1:
+		return qs[0], nil
+	}
+	return storage.NewMergeQuerier(qs, nil, storage.ChainedSeriesMerge), nil
+}
+
+// Close closes the blocks and removes their directory.
 func (s *csvStore) Close() error {
 	var err error
-	if s.block != nil {
-		err = s.block.Close()
+	for _, b := range s.blocks {
+		if cerr := b.Close(); err == nil {
+			err = cerr
+		}
 	}
 	if rerr := os.RemoveAll(s.dir); err == nil {
 		err = rerr
