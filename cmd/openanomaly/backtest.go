@@ -98,8 +98,8 @@ func runBacktest(ctx context.Context, bc backtestConfig, stdout, stderr io.Write
 	for _, w := range res.Warnings {
 		fmt.Fprintln(stderr, "warning:", w)
 	}
-	fmt.Fprintf(stdout, "Replayed %d of %d units (%d resumed): %d evaluations, %d failed, %d points in %s (%.0f points/s)\n",
-		res.Units, res.Units+res.Resumed, res.Resumed, res.Evaluations, res.FailedEvaluations, res.Points,
+	fmt.Fprintf(stdout, "Replayed %d of %d units (%d resumed, %d failed): %d evaluations, %d failed, %d points in %s (%.0f points/s)\n",
+		res.Units, res.Units+res.Failed+res.Resumed, res.Resumed, res.Failed, res.Evaluations, res.FailedEvaluations, res.Points,
 		res.Elapsed.Round(time.Millisecond), float64(res.Points)/res.Elapsed.Seconds())
 	fmt.Fprintf(stdout, "Outputs in %s: %s, %s, %s, %s/\n", o.OutputDir, backtest.SeriesFile, backtest.ReportJSON, backtest.ReportHTML, backtest.ScoresDir)
 	if err != nil {

@@ -138,9 +138,11 @@ type Options struct {
 // Result is what Run did.
 type Result struct {
 	Report *report.Report
-	// Units ran and Resumed skipped as finished; Evaluations and Points
+	// Units ran, Failed failed and Resumed were skipped as finished;
+	// Evaluations and Points
 	// (input points scored, one per evaluation and series) of this run.
-	Units, Resumed    int
+	Units, Failed     int
+	Resumed           int
 	Evaluations       int64
 	Points            int64
 	FailedEvaluations int64
@@ -402,7 +404,7 @@ feed:
 		units, done = fu, fd
 	}
 
-	res.Units = len(todo) - len(errs)
+	res.Units, res.Failed = len(todo)-len(errs), len(errs)
 	res.Evaluations, res.Points, res.FailedEvaluations = evals.Load(), points.Load(), failed.Load()
 	rep := o.buildReport(done)
 	if o.NAB != nil && csvMode {
@@ -593,7 +595,7 @@ func (o Options) runUnit(ctx context.Context, engine *promql.Engine, models *for
 				ro.failed++
 				if firstErr == nil {
 					firstErr = err
-					o.Logger.Warn("Pipeline evaluation failed", "unit", u.id, "pipeline", ur.spec.Forecast, "time", fmtTime(ts), "err", err)
+					o.Logger.Warn("Pipeline evaluation failed", "unit", u.id, "pipeline", ur.spec.Forecast, "eval_time", fmtTime(ts), "err", err)
 				}
 				continue
 			}
