@@ -1,4 +1,6 @@
-"""TimesFM 2.5 for the export tool: the official torch module of the pinned
+"""TimesFM 2.5 and 3.0 for the export tool (libtorch/TIMESFM.md).
+
+TimesFM 2.5: the official torch module of the pinned
 `timesfm` package (3.0.2, `timesfm.timesfm_2p5.timesfm_2p5_torch`) wrapped so
 that one forward does, inside the graph, what the official forecast
 (`TimesFM_2p5.forecast` -> `compiled_decode` -> `decode`) does before and
@@ -30,6 +32,10 @@ and `infer_is_positive` are in the Go adapter (pkg/forecast/tsfm/timesfm.go),
 which also runs further passes beyond H. Each is linear or commutes with the
 steps above, so the combination equals the official order (flip average,
 continuous head, crossing fix, de-normalisation, positivity clamp).
+
+TimesFM 3.0 (`timesfm3.torch`, weights non-commercial only): the official
+TimesFM3Torch.decode, one non-autoregressive forward, wrapped with what
+TimesFM3Forecaster.predict_batch does with its defaults (class TimesFM3).
 """
 
 import dataclasses
