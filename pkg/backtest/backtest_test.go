@@ -816,3 +816,65 @@ func TestCSVInterval(t *testing.T) {
 		t.Errorf("only %d rows had an evaluation score to check", checked)
 	}
 }
+
+// TestNABAllPipelines: pipelines that split the files between them are
+// also scored as one detector, each row taking the highest score any of
+// them gave it, with its score files under scores/all-pipelines.
+func TestNABAllPipelines(t *testing.T) {
+	data := filepath.Join(testenv.DataDir(t), "nab")
+	c, err := nab.LoadCorpus(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := []string{"artificialWithAnomaly/art_daily_jumpsup.csv", "artificialWithAnomaly/art_daily_jumpsdown.csv"}
+	var files [][2]string
+	for _, k := range keys {
+		files = append(files, [2]string{filepath.Join(data, k), k})
+	}
+	const split = `
+groups:
+  - name: g
+    interval: 5m
+    rules:
+      - forecast: up
+        expr: value{file=~".*jumpsup.*"}
+        step: 5m
+        context: 6h
+        anomaly: {}
+      - forecast: down
+        expr: value{file=~".*jumpsdown.*"}
+        step: 5m
+        context: 6h
+        anomaly: {}
+`
+	out := t.TempDir()
+	res := run(t, Options{Groups: groups(t, split), Files: files, NAB: c, OutputDir: out})
+	var titles []string
+	for _, tab := range res.Report.Summary {
+		titles = append(titles, tab.Title)
+	}
+	tab := res.Report.Summary[len(res.Report.Summary)-1]
+	if tab.Title != "NAB: all pipelines" || !strings.Contains(tab.Note, "2 files with 2 windows") {
+		t.Fatalf("tables %q; last %+v", titles, tab)
+	}
+	sub, _ := c.Subset(keys...)
+	read := func(rule string) nab.Detections {
+		d, err := nab.ReadResults(filepath.Join(out, ScoresDir, rule), sub)
+		if err != nil || len(d) != 2 {
+			t.Fatalf("%s score files: %v, %d", rule, err, len(d))
+		}
+		return d
+	}
+	up, down, all := read("up"), read("down"), read(AllPipelines)
+	for _, k := range keys {
+		for i := range all[k] {
+			if want := max(up[k][i], down[k][i]); all[k][i] != want {
+				t.Fatalf("%s row %d: %v, want max(%v, %v)", k, i, all[k][i], up[k][i], down[k][i])
+			}
+		}
+	}
+	opt, _ := sub.Optimize(all, nab.Standard)
+	if tab.Rows[0].Values[0] != opt.Score {
+		t.Errorf("table %v, scorer %v", tab.Rows[0].Values[0], opt.Score)
+	}
+}

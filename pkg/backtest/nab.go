@@ -2,8 +2,10 @@ package backtest
 
 import (
 	"fmt"
+	"io"
 	"path/filepath"
 	"slices"
+	"strconv"
 
 	"github.com/openanomaly/openanomaly/pkg/nab"
 	"github.com/openanomaly/openanomaly/pkg/report"
@@ -28,6 +30,7 @@ func nabTables(dir string, c *nab.Corpus, rep *report.Report, rules []string) ([
 		}
 	}
 	var tables []report.Table
+	var all nab.Detections
 	for _, rule := range rules {
 		d, err := nab.ReadResults(filepath.Join(dir, ScoresDir, rule), c)
 		if err != nil {
@@ -36,41 +39,114 @@ func nabTables(dir string, c *nab.Corpus, rep *report.Report, rules []string) ([
 		if len(d) == 0 {
 			continue
 		}
-		corpus, scope := c, "the full corpus"
-		if len(d) < len(c.Files) {
-			keys := make([]string, 0, len(d))
-			for k := range d {
-				keys = append(keys, k)
-			}
-			slices.Sort(keys)
-			if corpus, err = c.Subset(keys...); err != nil {
-				return nil, err
-			}
-			scope = "a subset, normalised over its own windows, not comparable with NAB's scoreboard"
+		t, err := nabTable(c, "NAB: "+rule, d)
+		if err != nil {
+			return nil, fmt.Errorf("nab: pipeline %s: %w", rule, err)
 		}
-		t := report.Table{
-			Title: "NAB: " + rule,
-			Columns: []string{"profile", "score (optimised threshold)", "threshold", "precision", "recall", "F1",
-				"score (threshold 1)", "precision", "recall", "F1", "false positives (threshold 1)"},
-			Note: fmt.Sprintf("NAB score of %d files with %d windows (%s): 100 is perfect, 0 a detector that never fires. "+
-				"The optimised threshold is the best over the corpus per profile, as NAB's published numbers are; threshold 1 is the product's alert threshold. "+
-				"Precision, recall and F1 are over windows (a window with a detection is a true positive; every detection outside a window a false positive).",
-				len(corpus.Files), corpus.Windows(), scope),
+		tables = append(tables, t)
+		all = maxDetections(all, d)
+	}
+	if len(tables) > 1 {
+		// Pipelines that split the corpus between them (one per sampling
+		// interval, say) are one detector: each row gets the highest score
+		// any pipeline gave it.
+		if err := writeDetections(filepath.Join(dir, ScoresDir, AllPipelines), c, all); err != nil {
+			return nil, err
 		}
-		for _, p := range corpus.Profiles {
-			opt, err := corpus.Optimize(d, p.Name)
-			if err != nil {
-				return nil, fmt.Errorf("nab: pipeline %s: %w", rule, err)
-			}
-			fixed, err := corpus.Score(d, p.Name, Threshold)
-			if err != nil {
-				return nil, fmt.Errorf("nab: pipeline %s: %w", rule, err)
-			}
-			t.Rows = append(t.Rows, report.Row{Name: p.Name, Values: report.Floats{
-				opt.Score, opt.Threshold, opt.Precision, opt.Recall, opt.F1,
-				fixed.Score, fixed.Precision, fixed.Recall, fixed.F1, float64(fixed.FalsePositives)}})
+		t, err := nabTable(c, "NAB: all pipelines", all)
+		if err != nil {
+			return nil, err
 		}
+		t.Note = "Each row scored by the highest score any pipeline gave it (" + ScoresDir + "/" + AllPipelines + "/). " + t.Note
 		tables = append(tables, t)
 	}
 	return tables, nil
+}
+
+// AllPipelines names the scores folder of every anomaly pipeline together
+// (the row-wise maximum), written when a NAB replay has more than one.
+const AllPipelines = "all-pipelines"
+
+// maxDetections returns a with b folded in row by row (max); a may be nil.
+func maxDetections(a, b nab.Detections) nab.Detections {
+	if a == nil {
+		a = nab.Detections{}
+	}
+	for k, sb := range b {
+		sa, ok := a[k]
+		if !ok {
+			a[k] = slices.Clone(sb)
+			continue
+		}
+		for i := range min(len(sa), len(sb)) {
+			sa[i] = max(sa[i], sb[i])
+		}
+	}
+	return a
+}
+
+// writeDetections writes d as timestamp,anomaly_score CSVs, one per corpus
+// file, as writeScores does.
+func writeDetections(dir string, c *nab.Corpus, d nab.Detections) error {
+	for k, scores := range d {
+		f := c.File(k)
+		if f == nil {
+			continue
+		}
+		err := writeFile(filepath.Join(dir, filepath.FromSlash(k)), func(w io.Writer) error {
+			if _, err := io.WriteString(w, "timestamp,anomaly_score\n"); err != nil {
+				return err
+			}
+			for i, t := range f.Times {
+				if _, err := fmt.Fprintf(w, "%s,%s\n", t.UTC().Format(scoreTimeLayout), strconv.FormatFloat(scores[i], 'g', -1, 64)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// nabTable scores d on c, or on the subset of c's files d covers.
+func nabTable(c *nab.Corpus, title string, d nab.Detections) (report.Table, error) {
+	corpus, scope := c, "the full corpus"
+	if len(d) < len(c.Files) {
+		keys := make([]string, 0, len(d))
+		for k := range d {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		var err error
+		if corpus, err = c.Subset(keys...); err != nil {
+			return report.Table{}, err
+		}
+		scope = "a subset, normalised over its own windows, not comparable with NAB's scoreboard"
+	}
+	t := report.Table{
+		Title: title,
+		Columns: []string{"profile", "score (optimised threshold)", "threshold", "precision", "recall", "F1",
+			"score (threshold 1)", "precision", "recall", "F1", "false positives (threshold 1)"},
+		Note: fmt.Sprintf("NAB score of %d files with %d windows (%s): 100 is perfect, 0 a detector that never fires. "+
+			"The optimised threshold is the best over the corpus per profile, as NAB's published numbers are; threshold 1 is the product's alert threshold. "+
+			"Precision, recall and F1 are over windows (a window with a detection is a true positive; every detection outside a window a false positive).",
+			len(corpus.Files), corpus.Windows(), scope),
+	}
+	for _, p := range corpus.Profiles {
+		opt, err := corpus.Optimize(d, p.Name)
+		if err != nil {
+			return report.Table{}, err
+		}
+		fixed, err := corpus.Score(d, p.Name, Threshold)
+		if err != nil {
+			return report.Table{}, err
+		}
+		t.Rows = append(t.Rows, report.Row{Name: p.Name, Values: report.Floats{
+			opt.Score, opt.Threshold, opt.Precision, opt.Recall, opt.F1,
+			fixed.Score, fixed.Precision, fixed.Recall, fixed.F1, float64(fixed.FalsePositives)}})
+	}
+	return t, nil
 }
