@@ -123,6 +123,60 @@ def series(data):
     return out
 
 
+def covariates_case(data, out):
+    """The experimental --covariates Chronos-2 file (inputs context,
+    group_ids, future_covariates) against Chronos2Pipeline.predict_quantiles
+    with a past-only and a known-future covariate per task, two tasks in one
+    batch. Returns the file name and the largest difference over the
+    targets' quantiles, relative to each target's scale (the sidecar cannot
+    load such a file yet: the Go test checks that it says so)."""
+    from chronos import Chronos2Pipeline
+
+    model_id, h = "autogluon/chronos-2-small", 32
+    path = os.path.join(out, "chronos-2-small-covariates.pt")
+    rc = export_main(["--model", model_id, "--context", str(CONTEXT), "--horizon", str(h), "--device", "cpu",
+                      "--random-init", "--seed", str(SEED), "--covariates", "--out", path, "--threads", str(THREADS)])
+    if rc != 0:
+        raise SystemExit(f"export of {model_id} --covariates failed ({rc})")
+    graph = torch.jit.load(path)
+    model = family.official_model(model_id, CONTEXT, True, SEED, "cpu")
+    g = {n: load(os.path.join(data, "boom/series", n + ".csv"))[1]
+         for n in ("ds-100-T_var000", "ds-100-T_var001", "ds-100-T_var002", "ds-0-T", "ds-10-T")}
+    # (target, past-only, known-future) per task; 600 points of history, the
+    # known-future covariate's next h values as its future
+    tasks = [("ds-100-T_var000", "ds-100-T_var001", "ds-100-T_var002"), ("ds-0-T", "ds-10-T", "ds-100-T_var002")]
+    n = 600
+    dicts, rows, gids, futs = [], [], [], []
+    for i, (tg, pc, fc) in enumerate(tasks):
+        tgt = torch.tensor(g[tg][-n - h: -h], dtype=torch.float32)
+        past = torch.tensor(g[pc][-n - h: -h], dtype=torch.float32)
+        fpast = torch.tensor(g[fc][-n - h: -h], dtype=torch.float32)
+        ffut = torch.tensor(g[fc][-h:], dtype=torch.float32)
+        dicts.append({"target": tgt, "past_covariates": {"p": past, "f": fpast}, "future_covariates": {"f": ffut}})
+        for x, fut in ((tgt, None), (past, None), (fpast, ffut)):
+            rows.append(x[-CONTEXT:])
+            gids.append(i)
+            futs.append(fut if fut is not None else torch.full((h,), float("nan")))
+    with torch.no_grad():
+        got = graph(torch.stack(rows), torch.tensor(gids), torch.stack(futs))
+        pipe = Chronos2Pipeline(model=model)
+        ref, _ = pipe.predict_quantiles(dicts, prediction_length=h, quantile_levels=pipe.quantiles,
+                                        max_output_patches=math.ceil(h / 16))
+        # the targets alone, without their covariates: how much the covariates move them
+        alone = graph(torch.stack(rows[::3]), torch.arange(len(tasks)), torch.stack(futs[::3]))
+    worst = effect = 0.0
+    for i, r in enumerate(ref):
+        want = r[0].T  # the target's [Q, H]
+        scale = max(1.0, want.abs().max().item())
+        worst = max(worst, ((got[3 * i] - want).abs().max() / scale).item())
+        effect = max(effect, ((alone[i] - want).abs().max() / scale).item())
+    print(f"{model_id} --covariates: 2 tasks (target, past-only, known-future), largest difference {worst:.3g} "
+          f"(the covariates move the targets' quantiles by up to {effect:.3g} of their scale)",
+          file=sys.stderr)
+    return {"file": os.path.basename(path), "tasks": [list(t) for t in tasks], "horizon": h, "max_difference": worst,
+            "covariate_effect": effect}
+
+
 def sorted_levels(q):
     """[N, H, Q] -> [N][Q][H], sorted across Q at each step."""
     return torch.sort(q, dim=-1).values.permute(0, 2, 1).tolist()
@@ -179,6 +233,7 @@ def main():
         result["models"].append({"model_id": model_id, "file": os.path.basename(path), "family": spec["family"],
                                  "horizon": file_h, "quantiles": list(q), "cases": cases})
         print(f"{model_id}: {len(ser)} series, horizons {horizons}", file=sys.stderr)
+    result["covariates"] = covariates_case(args.data, args.out)
     with open(os.path.join(args.out, "parity.json"), "w") as f:
         json.dump(result, f)
 

@@ -50,6 +50,14 @@ A family module is listed in FAMILY_MODULES below and provides:
     present); build may still raise ValueError for family-specific limits,
     and the CLI prints the message.
 
+Optional, for graphs with more inputs than the context (experimental, the
+sidecar loads only ["context"] today): a MODELS entry with ``"covariates":
+True`` gets ``covariates=True`` passed to build when the CLI has
+--covariates; build then returns meta["inputs"] (the positional input
+names, "context" first), and the module provides ``example_inputs(rows,
+horizon, inputs) -> tuple`` giving the graph's inputs for context rows
+[B, L], which common.py uses to trace and check.
+
 common.py then: traces the module on real-looking inputs (trend, seasonality,
 noise, a level far from 0, NaN gaps, NaN left padding, an all-NaN-but-one
 row), checks the traced file, loaded back from disk, against the eager module

@@ -83,6 +83,7 @@ def _chronos2(d_model, d_ff, num_layers, num_heads, d_kv, params, tiny=False):
         "max_horizon": 1024,
         "default_horizon": 64,
         "tiny": tiny,
+        "covariates": True,
         "parameters": params,
         "config": {
             "architectures": ["Chronos2Model"],
@@ -157,6 +158,41 @@ class Chronos2Quantiles(torch.nn.Module):
         return out.quantile_preds[:, :, : self.horizon]
 
 
+class Chronos2Covariates(torch.nn.Module):
+    """Experimental (--covariates): context [B, L], group_ids int64 [B],
+    future_covariates float32 [B, H] -> quantile_preds [B, 21, H]. Rows
+    with equal group ids form one task: its target(s) and covariates, as
+    Chronos2Pipeline's batches do; a row's future_covariates are the known
+    future values of a known-future covariate and NaN for targets and
+    past-only covariates (the model's own convention). Outputs come for
+    every row; the caller reads the targets'."""
+
+    def __init__(self, model, horizon):
+        super().__init__()
+        self.model = model
+        self.horizon = horizon
+        self.patches = math.ceil(horizon / model.chronos_config.output_patch_size)
+
+    def forward(self, context, group_ids, future_covariates):
+        out = self.model(context=context, group_ids=group_ids, future_covariates=future_covariates,
+                         num_output_patches=self.patches)
+        return out.quantile_preds[:, :, : self.horizon]
+
+
+def example_inputs(rows, horizon, inputs):
+    """The graph's inputs for tracing and checking a --covariates file:
+    rows in pairs (target, known-future covariate) of one group each; an
+    odd last row is a target alone."""
+    assert inputs == ["context", "group_ids", "future_covariates"], inputs
+    b = rows.shape[0]
+    group_ids = torch.arange(b, device=rows.device) // 2
+    t = torch.arange(horizon, dtype=torch.float32, device=rows.device)
+    future = torch.full((b, horizon), float("nan"), device=rows.device)
+    for r in range(1, b, 2):
+        future[r] = 3.0 * torch.sin(t / 5 + r) + r
+    return rows, group_ids, future
+
+
 def official_model(model_id, context, random_init, seed, device, checkpoint=None):
     """The official model object (ChronosBoltModelForForecasting or
     Chronos2Model), float32, eval, eager attention, no cache, on device,
@@ -200,7 +236,7 @@ def official_model(model_id, context, random_init, seed, device, checkpoint=None
     return model.to(device=device, dtype=torch.float32).eval()
 
 
-def build(model_id, context, horizon, random_init, seed, device, checkpoint=None):
+def build(model_id, context, horizon, random_init, seed, device, checkpoint=None, covariates=False):
     spec = MODELS[model_id]
     model = official_model(model_id, context, random_init, seed, device, checkpoint)
     name = model_id.split("/")[-1]
@@ -220,7 +256,7 @@ def build(model_id, context, horizon, random_init, seed, device, checkpoint=None
         }
     else:
         ps = model.chronos_config.output_patch_size
-        module = Chronos2Quantiles(model, horizon)
+        module = (Chronos2Covariates if covariates else Chronos2Quantiles)(model, horizon)
         meta = {
             "family": "chronos-2",
             "name": name,
@@ -229,6 +265,10 @@ def build(model_id, context, horizon, random_init, seed, device, checkpoint=None
             "output_patches": module.patches,
             "native_horizon": model.chronos_config.max_output_patches * ps,
             "checkpoint_context_length": published["context_length"],
-            "group_ids": "independent",
+            "group_ids": "input" if covariates else "independent",
         }
+        if covariates:
+            meta["inputs"] = ["context", "group_ids", "future_covariates"]
+            meta["input_types"] = {"context": "float32 [B, L]", "group_ids": "int64 [B]",
+                                   "future_covariates": "float32 [B, H], NaN = not known (targets, past-only covariates)"}
     return module.eval(), meta

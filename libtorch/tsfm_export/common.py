@@ -147,9 +147,15 @@ def compare(got, want, tol, what):
     return rel
 
 
-def export(model_id, context, horizon, device, out, random_init=False, seed=0, checkpoint=None, log=print):
-    """Builds, traces, checks and saves one tsfm/v1 file; returns its metadata."""
+def export(model_id, context, horizon, device, out, random_init=False, seed=0, checkpoint=None, log=print,
+           covariates=False):
+    """Builds, traces, checks and saves one tsfm/v1 file; returns its metadata.
+    covariates: the experimental multi-input graph of a family whose MODELS
+    entry says "covariates": True (see the package docstring)."""
     mod, spec, context, horizon, device = check_args(model_id, context, horizon, device)
+    if covariates and not spec.get("covariates"):
+        raise ExportError(f"--covariates: {model_id} takes no covariates (models that do: "
+                          f"{', '.join(m for m, (_, sp) in known_models().items() if sp.get('covariates')) or 'none'})")
     if not random_init and checkpoint is not None and not os.path.isdir(checkpoint):
         raise ExportError(f"--checkpoint {checkpoint}: not a folder (want a local copy of the model's hub repository: config.json and weights)")
     warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
@@ -163,7 +169,8 @@ def export(model_id, context, horizon, device, out, random_init=False, seed=0, c
     t0 = time.time()
     try:
         with torch.no_grad():
-            module, meta = mod.build(model_id, context, horizon, random_init, seed, device, checkpoint=checkpoint)
+            module, meta = mod.build(model_id, context, horizon, random_init, seed, device, checkpoint=checkpoint,
+                                     **({"covariates": True} if covariates else {}))
     except ValueError as e:
         raise ExportError(str(e)) from e
     except OSError as e:  # from_pretrained: no network, no such repository or folder
@@ -178,10 +185,19 @@ def export(model_id, context, horizon, device, out, random_init=False, seed=0, c
     log(f"built {model_id} ({'random weights, seed %d' % seed if random_init else 'weights from ' + (checkpoint or 'the hub')}): "
         f"{sum(p.numel() for p in module.parameters()) / 1e6:.1f} M parameters, {time.time() - t0:.1f} s")
 
+    inputs = list(meta.pop("inputs", ["context"]))
+    example_inputs = getattr(mod, "example_inputs", None)
+
+    def args_for(rows):
+        # the graph's positional inputs for these context rows
+        if inputs == ["context"]:
+            return (rows,)
+        return tuple(example_inputs(rows, horizon, inputs))
+
     example = realistic_rows(3, context, seed=1).to(device)
     with torch.no_grad():
         t0 = time.time()
-        traced = torch.jit.trace(module, (example,), check_trace=False)
+        traced = torch.jit.trace(module, args_for(example), check_trace=False)
         log(f"traced in {time.time() - t0:.1f} s")
 
     full = {
@@ -190,7 +206,7 @@ def export(model_id, context, horizon, device, out, random_init=False, seed=0, c
         "context_length": context,
         "horizon": horizon,
         "quantiles": q,
-        "inputs": ["context"],
+        "inputs": inputs,
         "outputs": ["quantiles"],
         "nan_policy": "missing",
         "torch_version": torch.__version__.split("+")[0],
@@ -217,8 +233,8 @@ def export(model_id, context, horizon, device, out, random_init=False, seed=0, c
         for b, s in ((5, 2), (1, 3), (8, 4)):
             rows = realistic_rows(b, context, seed=s).to(device)
             with torch.no_grad():
-                want = module(rows)
-                got = loaded(rows)
+                want = module(*args_for(rows))
+                got = loaded(*args_for(rows))
             if tuple(want.shape) != (b, len(q), horizon) or want.dtype != torch.float32:
                 raise ExportError(f"the eager module returns {want.dtype} {tuple(want.shape)}, the contract wants float32 {(b, len(q), horizon)}")
             worst = max(worst, compare(got, want, tol, f"traced file on a batch of {b}"))
@@ -250,6 +266,9 @@ def parser():
                    help="the official architecture with random weights (no download; for tests and sizing)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random weights (default 0)")
     p.add_argument("--checkpoint", help="a local folder with the checkpoint (config.json and weights) instead of the hub")
+    p.add_argument("--covariates", action="store_true",
+                   help="experimental: the graph takes group ids and future covariates too (Chronos-2; "
+                        "the sidecar does not load such files yet)")
     p.add_argument("--list", action="store_true", help="list the known models and exit")
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads while exporting (default: torch's)")
     return p
@@ -274,7 +293,7 @@ def main(argv=None):
         if args.random_init and args.checkpoint:
             raise ExportError("--random-init and --checkpoint exclude each other")
         export(args.model, args.context, args.horizon, args.device, args.out,
-               random_init=args.random_init, seed=args.seed, checkpoint=args.checkpoint,
+               random_init=args.random_init, seed=args.seed, checkpoint=args.checkpoint, covariates=args.covariates,
                log=lambda m: print(m, file=sys.stderr))
     except ExportError as e:
         print(f"export: {e}", file=sys.stderr)
