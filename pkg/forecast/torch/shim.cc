@@ -201,10 +201,10 @@ c10::Device pick_device(const std::string& name) {
 
 // run_forward is one forward, on the module's executor thread: the input
 // into a tensor on the device, the graph, the outputs into the caller's
-// buffers. Throws on failure.
+// buffers. Throws on failure; *ran is set once the graph was called.
 void run_forward(oa_module* m, const float* in, int64_t b, int64_t l,
                  float* out0, int64_t cap0, float* out1, int64_t cap1,
-                 int* n_outputs, int* ndims, int64_t* shapes) {
+                 int* n_outputs, int* ndims, int64_t* shapes, bool* ran) {
   using clock = std::chrono::steady_clock;
   // The executor thread is the only one that runs this module's forwards;
   // its intra-op thread count is a per-thread setting with OpenMP.
@@ -220,6 +220,7 @@ void run_forward(oa_module* m, const float* in, int64_t b, int64_t l,
   std::vector<torch::jit::IValue> inputs{x};
   const auto started = clock::now();
   m->calls.fetch_add(1, std::memory_order_relaxed);
+  *ran = true;
   torch::jit::IValue result;
   try {
     result = m->module.forward(inputs);
@@ -325,10 +326,10 @@ int oa_forward(oa_module* m, const float* in, int64_t b, int64_t l,
   const auto entered = clock::now();
   *err = nullptr;
   *n_outputs = 0;
-  const int64_t calls_before = m->calls.load(std::memory_order_relaxed);
+  bool ran = false;  // the graph ran: the call counts in call_ns
   try {
     std::lock_guard<std::mutex> lock(m->mu);
-    m->exec.run([&] { run_forward(m, in, b, l, out0, cap0, out1, cap1, n_outputs, ndims, shapes); });
+    m->exec.run([&] { run_forward(m, in, b, l, out0, cap0, out1, cap1, n_outputs, ndims, shapes, &ran); });
     m->call_ns.fetch_add(
         std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now() - entered).count(),
         std::memory_order_relaxed);
@@ -338,7 +339,7 @@ int oa_forward(oa_module* m, const float* in, int64_t b, int64_t l,
   } catch (...) {
     *err = dup("unknown C++ exception");
   }
-  if (m->calls.load(std::memory_order_relaxed) != calls_before) {  // the graph ran
+  if (ran) {
     m->call_ns.fetch_add(
         std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now() - entered).count(),
         std::memory_order_relaxed);
