@@ -168,6 +168,21 @@ bench-torch: $(if $(filter file,$(origin LIBTORCH)),libtorch)
 	$(TORCH_ENV) $(GO) build -tags libtorch -o bin/torchbench ./internal/cmd/torchbench
 	bin/torchbench -python $(TORCH_PYTHON) $(TORCHBENCH_FLAGS)
 
+# The foundation-model benchmark of issue 5 (BENCHMARKS.md, "Foundation
+# model in the sidecar"): builds bin/tsfmbench and runs it: the sidecar's
+# whole evaluation (PromQL read from an in-process TSDB, prepare, Chronos-Bolt
+# TorchScript forward, score, emit) against chronos-forecasting's
+# ChronosBoltPipeline on the same rows and random weights
+# (libtorch/bench_chronos_python.py), interleaved rounds. Exports the file
+# into bin/tsfmbench/ first (once). 256 series at context 512: about half an
+# hour on 2 busy cores. E.g.
+#   make bench-tsfm TSFMBENCH_FLAGS='-context 2048 -series 32 -rounds 1 -json /tmp/tsfm.json'
+TSFMBENCH_FLAGS ?=
+.PHONY: bench-tsfm
+bench-tsfm: $(if $(filter file,$(origin LIBTORCH)),libtorch) export-deps
+	$(TORCH_ENV) $(GO) build -tags libtorch -o bin/tsfmbench ./internal/cmd/tsfmbench
+	bin/tsfmbench -python $(TORCH_PYTHON) $(TSFMBENCH_FLAGS)
+
 # The vmalert z-score peer on NAB (issue 6, BENCHMARKS.md): VictoriaMetrics +
 # vmalert replay of internal/nabpeer/peer-rules.yml over the 58 NAB files,
 # scored with pkg/nab; about 2 minutes. Results in bin/nabpeer/. E.g.
