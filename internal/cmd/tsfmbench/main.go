@@ -78,7 +78,7 @@ func main() {
 	flag.StringVar(&o.exportScript, "export-script", "libtorch/export.py", "the export tool, for -model empty")
 	flag.StringVar(&o.modelID, "model-id", "amazon/chronos-bolt-small", "the checkpoint whose architecture gets random weights (a chronos-bolt one)")
 	flag.StringVar(&o.model, "model", "", "the tsfm/v1 file, exported with --random-init --seed -seed; empty: export it into -model-dir (once)")
-	flag.StringVar(&o.modelDir, "model-dir", "bin/tsfmbench", "where -model empty keeps the exported files")
+	flag.StringVar(&o.modelDir, "model-dir", "bin/tsfmbench-models", "where -model empty keeps the exported files")
 	flag.StringVar(&o.data, "data", "", "the shared data folder with nab/ and boom/ (default $OPENANOMALY_DATA_DIR or ../shared/data)")
 	flag.IntVar(&o.context, "context", 512, "context length L of the file and the pipeline (context = L steps)")
 	flag.IntVar(&o.horizon, "horizon", 64, "the file's horizon")
