@@ -45,6 +45,8 @@ def main():
     ap.add_argument("--histories", required=True)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--probe", action="store_true",
+                    help="first run the Go loader's probe: a [2, L] batch, one row half NaN")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -56,6 +58,13 @@ def main():
     L, native_h = md["context_length"], md["horizon"]
     device = torch.device(args.device)
     nan = math.nan
+    if args.probe:
+        with torch.inference_mode():
+            x = torch.empty(2, L)
+            for i in range(L):
+                x[0, i] = 10 + math.sin(i / 4)
+                x[1, i] = float(i % 7) if i >= L // 2 else nan
+            module(x.to(device))
     with open(args.histories) as f:
         hists = [[nan if v is None else float(v) for v in h] for h in json.load(f)["histories"]]
 

@@ -45,6 +45,7 @@ import (
 type options struct {
 	model, python, script, fixtureScript, data, device, jsonOut string
 	compareDevice                                               string
+	pyProbe                                                     bool
 	batches                                                     []int
 	threads, rounds, horizon                                    int
 	seconds                                                     float64
@@ -72,6 +73,7 @@ func main() {
 	flag.Uint64Var(&o.seed, "seed", 1, "seed of the history windows")
 	flag.StringVar(&o.jsonOut, "json", "", "also write the measurements to this file")
 	flag.StringVar(&o.compareDevice, "compare-device", "", "also load the file on this device and compare the Go path's forecasts there (e.g. cpu, with -device cuda)")
+	flag.BoolVar(&o.pyProbe, "python-probe", false, "the Python side first runs the Go loader's probe batch ([2, L], one row half NaN), as the Go side does at load")
 	version := flag.Bool("version", false, "print the libtorch version and exit (make bench-torch TORCHBENCH_FLAGS=-version only builds bin/torchbench)")
 	flag.Parse()
 	if *version {
@@ -287,11 +289,21 @@ func run(ctx context.Context, o options) (*report, error) {
 		if _, err := pyRun(b, 2); err != nil {
 			return nil, err
 		}
-		m, err := goRun(b, 1)
-		if err != nil {
-			return nil, err
+		// Calibrate on at least 0.5 s of iterations: one alone can land
+		// on a busy moment.
+		var per float64
+		for k, spent := 0, 0.0; ; {
+			m, err := goRun(b, 1)
+			if err != nil {
+				return nil, err
+			}
+			k, spent = k+1, spent+m.Seconds
+			if spent >= 0.5 || spent >= o.seconds {
+				per = spent / float64(k)
+				break
+			}
 		}
-		n := max(2, int(math.Ceil(o.seconds/m.Seconds)))
+		n := max(2, int(math.Ceil(o.seconds/per)))
 		rep.Iterations = append(rep.Iterations, n)
 		if _, err := goRun(b, max(1, n/4)); err != nil {
 			return nil, err
@@ -421,8 +433,11 @@ type pyWorker struct {
 }
 
 func startPython(ctx context.Context, o options, histories string) (*pyWorker, error) {
-	cmd := exec.CommandContext(ctx, o.python, o.script, "--model", o.model, "--histories", histories,
-		"--threads", strconv.Itoa(o.threads), "--device", o.device)
+	args := []string{o.script, "--model", o.model, "--histories", histories, "--threads", strconv.Itoa(o.threads), "--device", o.device}
+	if o.pyProbe {
+		args = append(args, "--probe")
+	}
+	cmd := exec.CommandContext(ctx, o.python, args...)
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {

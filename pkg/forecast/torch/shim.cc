@@ -206,9 +206,23 @@ void run_forward(oa_module* m, const float* in, int64_t b, int64_t l,
                  float* out0, int64_t cap0, float* out1, int64_t cap1,
                  int* n_outputs, int* ndims, int64_t* shapes, bool* ran) {
   using clock = std::chrono::steady_clock;
-  // The executor thread is the only one that runs this module's forwards;
-  // its intra-op thread count is a per-thread setting with OpenMP.
-  if (m->threads > 0 && at::get_num_threads() != m->threads) {
+  // The executor thread is the only one that runs this module's forwards.
+  // On its first forward it gets what torch's own threads get
+  // (at::init_num_threads: OpenMP's count matched to MKL's) and the
+  // model's thread count, set even when it already matches: set_num_threads
+  // also turns MKL's dynamic adjustment off (so MKL and ATen's OpenMP
+  // regions share one team of threads instead of resizing it), as
+  // Python's torch.set_num_threads does: the same settings as the Python
+  // loop internal/cmd/torchbench compares with (no difference that its
+  // noise could show, though).
+  thread_local bool initialised = false;
+  if (!initialised) {
+    at::init_num_threads();
+    if (m->threads > 0) {
+      at::set_num_threads(m->threads);
+    }
+    initialised = true;
+  } else if (m->threads > 0 && at::get_num_threads() != m->threads) {
     at::set_num_threads(m->threads);
   }
   last_forward_threads.store(at::get_num_threads(), std::memory_order_relaxed);
