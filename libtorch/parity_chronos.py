@@ -127,9 +127,10 @@ def covariates_case(data, out):
     """The experimental --covariates Chronos-2 file (inputs context,
     group_ids, future_covariates) against Chronos2Pipeline.predict_quantiles
     with a past-only and a known-future covariate per task, two tasks in one
-    batch. Returns the file name and the largest difference over the
-    targets' quantiles, relative to each target's scale (the sidecar cannot
-    load such a file yet: the Go test checks that it says so)."""
+    batch. Returns the file name, the largest difference over the
+    targets' quantiles, relative to each target's scale, and the tasks'
+    inputs with the pipeline's quantiles at the file's horizon and at twice
+    it, which the Go test compares with the sidecar's."""
     from chronos import Chronos2Pipeline
 
     model_id, h = "autogluon/chronos-2-small", 32
@@ -173,8 +174,30 @@ def covariates_case(data, out):
     print(f"{model_id} --covariates: 2 tasks (target, past-only, known-future), largest difference {worst:.3g} "
           f"(the covariates move the targets' quantiles by up to {effect:.3g} of their scale)",
           file=sys.stderr)
+
+    # The sidecar's side (the Go test): the same tasks, their histories and
+    # the known-future covariate's future, and the pipeline's quantiles for
+    # the file's horizon and for twice it (the long-horizon unrolling with
+    # covariates), sorted per step as the sidecar's are.
+    long_h = 2 * h
+    inputs, cases = [], []
+    for tg, pc, fc in tasks:
+        cut = lambda x: x[-n - long_h: -long_h]
+        inputs.append({"target": cut(g[tg]), "past": cut(g[pc]), "known_past": cut(g[fc]), "known_future": g[fc][-long_h:]})
+    with torch.no_grad():
+        for hz in (h, long_h):
+            dicts = [{"target": torch.tensor(x["target"], dtype=torch.float32),
+                      "past_covariates": {"p": torch.tensor(x["past"], dtype=torch.float32),
+                                          "f": torch.tensor(x["known_past"], dtype=torch.float32)},
+                      "future_covariates": {"f": torch.tensor(x["known_future"][:hz], dtype=torch.float32)}}
+                     for x in inputs]
+            ref, _ = pipe.predict_quantiles(dicts, prediction_length=hz, quantile_levels=pipe.quantiles,
+                                            max_output_patches=math.ceil(h / 16))
+            cases.append({"horizon": hz, "quantiles": [sorted_levels(r[:1])[0] for r in ref]})
+    nan_none = lambda xs: [None if math.isnan(v) else v for v in xs]
     return {"file": os.path.basename(path), "tasks": [list(t) for t in tasks], "horizon": h, "max_difference": worst,
-            "covariate_effect": effect}
+            "covariate_effect": effect, "quantiles": list(pipe.quantiles),
+            "inputs": [{k: nan_none(v) for k, v in x.items()} for x in inputs], "cases": cases}
 
 
 def sorted_levels(q):

@@ -50,8 +50,8 @@ A family module is listed in FAMILY_MODULES below and provides:
     present); build may still raise ValueError for family-specific limits,
     and the CLI prints the message.
 
-Optional, for graphs with more inputs than the context (experimental, the
-sidecar loads only ["context"] today): a MODELS entry with ``"covariates":
+Optional, for graphs with more inputs than the context (the sidecar loads
+["context"] and ["context", "group_ids", "future_covariates"]): a MODELS entry with ``"covariates":
 True`` gets ``covariates=True`` passed to build when the CLI has
 --covariates; build then returns meta["inputs"] (the positional input
 names, "context" first), and the module provides ``example_inputs(rows,

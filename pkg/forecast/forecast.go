@@ -31,6 +31,41 @@ type Request struct {
 	// the replayed time, not the wall clock.
 	Keys []uint64
 	Time time.Time
+	// Covariates, when set, has one entry per history: the covariates of
+	// that series, each aligned to it (Covariate.Values). Only models that
+	// implement CovariateModel and say so take them; the pipeline refuses
+	// a rule with covariates on any other model at load. Models must
+	// neither modify nor keep them.
+	Covariates [][]Covariate
+}
+
+// Covariate is one extra input series of a history (issue 5; Chronos-2
+// takes them): past-only, known up to the newest history point, or
+// known-future, known (where not NaN) also over the forecast horizon.
+type Covariate struct {
+	// Name is the covariate's name in the rule.
+	Name string
+	// KnownFuture says Values extends beyond the history.
+	KnownFuture bool
+	// Values[i] is the covariate at the time of history point i: as long
+	// as the history for a past-only covariate, the history's length plus
+	// Request.Horizon for a known-future one (the forecast steps 1..Horizon
+	// follow). NaN where unknown.
+	Values []float64
+}
+
+// CovariateModel is implemented by models that may take covariates
+// (Request.Covariates); TakesCovariates says whether this one does (a
+// torchscript model does when its file has covariate inputs and its family
+// an adapter for them). Models without it take none.
+type CovariateModel interface {
+	TakesCovariates() bool
+}
+
+// TakesCovariates reports whether m takes covariates.
+func TakesCovariates(m Model) bool {
+	cm, ok := m.(CovariateModel)
+	return ok && cm.TakesCovariates()
 }
 
 // Forecast is the model's answer for one series.

@@ -3,6 +3,7 @@ package torch
 import (
 	"context"
 	"fmt"
+	"math"
 	"sort"
 	"sync"
 )
@@ -29,6 +30,18 @@ type Family interface {
 	// cannot produce is an error that says what to do (export a longer
 	// horizon). fw is safe to call several times and concurrently.
 	Forecast(ctx context.Context, md Metadata, fw Forward, rows [][]float32, horizon int) ([][][]float32, error)
+}
+
+// A CovariateFamily is a Family that also forecasts with covariates, from a
+// file that takes them (Metadata.TakesCovariates).
+type CovariateFamily interface {
+	Family
+	// ForecastTasks returns, for each task's target rows in order (task
+	// 0's targets, then task 1's, ...), what Forecast returns for a row. A task's Future rows are the known
+	// values of its rows over horizon steps (not the file's horizon), NaN
+	// where unknown, or nil. fw is safe to call several times and
+	// concurrently.
+	ForecastTasks(ctx context.Context, md Metadata, fw ForwardTasks, tasks []Task, horizon int) ([][][]float32, error)
 }
 
 var (
@@ -94,6 +107,28 @@ func Native(md Metadata, res [][]float32, horizon int) [][][]float32 {
 		out[r] = make([][]float32, q)
 		for k := range q {
 			out[r][k] = flat[k*h : k*h+horizon : k*h+horizon]
+		}
+	}
+	return out
+}
+
+// FutureWindow returns the known future values of steps from .. from+h-1
+// of each row (step 0 is the first forecast step), NaN where unknown or
+// beyond what fut holds; nil for nil. Families use it to cut a
+// task's Future (horizon steps) to the file's horizon for a forward.
+func FutureWindow(fut [][]float32, from, h int) [][]float32 {
+	if fut == nil {
+		return nil
+	}
+	nan := float32(math.NaN())
+	out := make([][]float32, len(fut))
+	for r, f := range fut {
+		out[r] = make([]float32, h)
+		for s := range h {
+			out[r][s] = nan
+			if from+s < len(f) {
+				out[r][s] = f[from+s]
+			}
 		}
 	}
 	return out

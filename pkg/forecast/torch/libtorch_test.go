@@ -287,7 +287,7 @@ func TestThreads(t *testing.T) {
 		go func() {
 			runtime.LockOSThread()
 			defer runtime.UnlockOSThread()
-			if _, err := tc.m.run(in, 1); err != nil {
+			if _, err := tc.m.run(&batchInputs{context: in}, 1); err != nil {
 				t.Error(err)
 			}
 			done <- threadsNow()

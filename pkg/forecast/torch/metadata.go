@@ -34,8 +34,8 @@ type Metadata struct {
 	Horizon int `json:"horizon"`
 	// Quantiles are the Q native levels of output 0, ascending, in (0, 1).
 	Quantiles []float64 `json:"quantiles"`
-	// Inputs names the graph's inputs in order; tsfm/v1 starts with
-	// "context" (float32 [B, L]). Further inputs are not supported yet.
+	// Inputs names the graph's inputs in order: ["context"] (float32
+	// [B, L]), or CovariateInputs for a file that takes covariates.
 	Inputs []string `json:"inputs"`
 	// Outputs names the graph's outputs in order: "quantiles" (float32
 	// [B, Q, H]) and optionally "mean" (float32 [B, H]).
@@ -48,6 +48,17 @@ type Metadata struct {
 	// Device is the device the file was exported on.
 	Device string `json:"device"`
 }
+
+// CovariateInputs are the inputs of a file that takes covariates
+// (libtorch/export.py --covariates, Chronos-2): context float32 [B, L];
+// group_ids int64 [B], rows with equal ids form one task (its target rows,
+// then its covariate rows); future_covariates float32 [B, H], the known
+// future values of known-future covariate rows and NaN for every other row.
+// Output 0 is [B, Q, H] for every row; the targets' rows are the forecasts.
+var CovariateInputs = []string{"context", "group_ids", "future_covariates"}
+
+// TakesCovariates says the file has CovariateInputs.
+func (md Metadata) TakesCovariates() bool { return slices.Equal(md.Inputs, CovariateInputs) }
 
 // parseMetadata decodes and checks the metadata JSON read from the file at
 // path against this package and the running libtorch version. Every problem
@@ -81,8 +92,8 @@ func parseMetadata(raw, path, runtimeVersion string) (Metadata, error) {
 			bad("quantiles must be strictly ascending, %g follows %g", q, md.Quantiles[i-1])
 		}
 	}
-	if !slices.Equal(md.Inputs, []string{"context"}) {
-		bad(`inputs %q: this build supports exactly ["context"]`, md.Inputs)
+	if !slices.Equal(md.Inputs, []string{"context"}) && !md.TakesCovariates() {
+		bad(`inputs %q: this build supports ["context"] or %q`, md.Inputs, CovariateInputs)
 	}
 	if !slices.Equal(md.Outputs, []string{"quantiles"}) && !slices.Equal(md.Outputs, []string{"quantiles", "mean"}) {
 		bad(`outputs %q: want ["quantiles"] or ["quantiles", "mean"]`, md.Outputs)

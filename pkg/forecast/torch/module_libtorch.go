@@ -70,15 +70,41 @@ func takeError(e *C.char) string {
 	return msg
 }
 
-func (m *cmodule) forward(in []float32, b, l int, outs [][]float32) ([][]int64, error) {
-	if len(in) != b*l || b < 1 {
-		return nil, fmt.Errorf("input of %d values is not [%d, %d]", len(in), b, l)
+func (m *cmodule) forward(ins []input, outs [][]float32) ([][]int64, error) {
+	if len(ins) < 1 || len(ins) > C.OA_MAX_INPUTS {
+		return nil, fmt.Errorf("%d inputs, want 1 to %d", len(ins), C.OA_MAX_INPUTS)
 	}
 	if len(outs) > C.OA_MAX_OUTPUTS {
 		return nil, fmt.Errorf("%d output buffers, at most %d", len(outs), C.OA_MAX_OUTPUTS)
 	}
-	// Go memory passed for the call only (cgo's rules): the shim copies
-	// the input into a tensor and the outputs out of theirs.
+	// Go memory passed for the call only (cgo's rules: each pointer is an
+	// argument, none is stored in memory passed to C): the shim copies
+	// the inputs into tensors and the outputs out of theirs.
+	var (
+		dtypes [C.OA_MAX_INPUTS]C.int
+		ndims  [C.OA_MAX_INPUTS]C.int
+		shapes [C.OA_MAX_INPUTS * 2]C.int64_t
+		data   [C.OA_MAX_INPUTS]unsafe.Pointer
+	)
+	for i, in := range ins {
+		if len(in.shape) < 1 || len(in.shape) > 2 {
+			return nil, fmt.Errorf("input %d has shape %v, want 1 or 2 dimensions", i, in.shape)
+		}
+		n := int64(1)
+		for d, s := range in.shape {
+			shapes[i*2+d] = C.int64_t(s)
+			n *= s
+		}
+		ndims[i] = C.int(len(in.shape))
+		switch {
+		case in.f32 != nil && in.i64 == nil && int64(len(in.f32)) == n && n > 0:
+			dtypes[i], data[i] = C.OA_FLOAT32, unsafe.Pointer(&in.f32[0])
+		case in.i64 != nil && in.f32 == nil && int64(len(in.i64)) == n && n > 0:
+			dtypes[i], data[i] = C.OA_INT64, unsafe.Pointer(&in.i64[0])
+		default:
+			return nil, fmt.Errorf("input %d: %d float32 and %d int64 values for shape %v", i, len(in.f32), len(in.i64), in.shape)
+		}
+	}
 	var bufs [C.OA_MAX_OUTPUTS]*C.float
 	var caps [C.OA_MAX_OUTPUTS]C.int64_t
 	for i, o := range outs {
@@ -87,26 +113,26 @@ func (m *cmodule) forward(in []float32, b, l int, outs [][]float32) ([][]int64, 
 		}
 	}
 	var (
-		n      C.int
-		ndims  [C.OA_MAX_OUTPUTS]C.int
-		shapes [C.OA_MAX_OUTPUTS * C.OA_MAX_DIMS]C.int64_t
-		cerr   *C.char
+		n       C.int
+		ondims  [C.OA_MAX_OUTPUTS]C.int
+		oshapes [C.OA_MAX_OUTPUTS * C.OA_MAX_DIMS]C.int64_t
+		cerr    *C.char
 	)
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	if m.p == nil {
 		return nil, errors.New("model closed")
 	}
-	rc := C.oa_forward(m.p, (*C.float)(unsafe.Pointer(&in[0])), C.int64_t(b), C.int64_t(l),
-		bufs[0], caps[0], bufs[1], caps[1], &n, &ndims[0], &shapes[0], &cerr)
+	rc := C.oa_forward_inputs(m.p, C.int(len(ins)), &dtypes[0], &ndims[0], &shapes[0], data[0], data[1], data[2],
+		bufs[0], caps[0], bufs[1], caps[1], &n, &ondims[0], &oshapes[0], &cerr)
 	if rc != 0 {
 		return nil, errors.New(takeError(cerr))
 	}
 	out := make([][]int64, int(n))
 	for i := range out {
-		out[i] = make([]int64, int(ndims[i]))
+		out[i] = make([]int64, int(ondims[i]))
 		for d := range out[i] {
-			out[i][d] = int64(shapes[i*C.OA_MAX_DIMS+d])
+			out[i][d] = int64(oshapes[i*C.OA_MAX_DIMS+d])
 		}
 	}
 	return out, nil

@@ -202,10 +202,19 @@ c10::Device pick_device(const std::string& name) {
   return d;
 }
 
-// run_forward is one forward, on the module's executor thread: the input
-// into a tensor on the device, the graph, the outputs into the caller's
+// forward_inputs describes a forward's inputs (oa_forward_inputs).
+struct forward_inputs {
+  int n;
+  const int* dtypes;
+  const int* ndims;
+  const int64_t* shapes;
+  const void* data[OA_MAX_INPUTS];
+};
+
+// run_forward is one forward, on the module's executor thread: the inputs
+// into tensors on the device, the graph, the outputs into the caller's
 // buffers. Throws on failure; *ran is set once the graph was called.
-void run_forward(oa_module* m, const float* in, int64_t b, int64_t l,
+void run_forward(oa_module* m, const forward_inputs& in,
                  float* out0, int64_t cap0, float* out1, int64_t cap1,
                  int* n_outputs, int* ndims, int64_t* shapes, bool* ran) {
   using clock = std::chrono::steady_clock;
@@ -230,11 +239,34 @@ void run_forward(oa_module* m, const float* in, int64_t b, int64_t l,
   }
   last_forward_threads.store(at::get_num_threads(), std::memory_order_relaxed);
   c10::InferenceMode guard;
-  // clone: the tensor must not point into the caller's (Go) memory once
-  // this returns, whatever the graph keeps.
-  auto x = torch::from_blob(const_cast<float*>(in), {b, l}, torch::kFloat32)
-               .to(m->device, /*non_blocking=*/false, /*copy=*/true);
-  std::vector<torch::jit::IValue> inputs{x};
+  // copy: no tensor may point into the caller's (Go) memory once this
+  // returns, whatever the graph keeps.
+  if (in.n < 1 || in.n > OA_MAX_INPUTS) {
+    throw std::runtime_error("forward takes 1 to " + std::to_string(OA_MAX_INPUTS) + " inputs, got " +
+                             std::to_string(in.n));
+  }
+  std::vector<torch::jit::IValue> inputs;
+  inputs.reserve(in.n);
+  for (int i = 0; i < in.n; i++) {
+    int nd = in.ndims[i];
+    if (nd < 1 || nd > 2 || in.data[i] == nullptr) {
+      throw std::runtime_error("input " + std::to_string(i) + ": want 1 or 2 dimensions and data");
+    }
+    std::vector<int64_t> sizes(in.shapes + i * 2, in.shapes + i * 2 + nd);
+    torch::ScalarType t;
+    switch (in.dtypes[i]) {
+      case OA_FLOAT32:
+        t = torch::kFloat32;
+        break;
+      case OA_INT64:
+        t = torch::kInt64;
+        break;
+      default:
+        throw std::runtime_error("input " + std::to_string(i) + ": unknown dtype " + std::to_string(in.dtypes[i]));
+    }
+    inputs.emplace_back(torch::from_blob(const_cast<void*>(in.data[i]), sizes, t)
+                            .to(m->device, /*non_blocking=*/false, /*copy=*/true));
+  }
   const auto started = clock::now();
   m->calls.fetch_add(1, std::memory_order_relaxed);
   *ran = true;
@@ -339,14 +371,25 @@ oa_module* oa_load(const char* path, const char* device, int threads, const char
 int oa_forward(oa_module* m, const float* in, int64_t b, int64_t l,
                float* out0, int64_t cap0, float* out1, int64_t cap1,
                int* n_outputs, int* ndims, int64_t* shapes, char** err) {
+  const int dtype = OA_FLOAT32, nd = 2;
+  const int64_t shape[2] = {b, l};
+  return oa_forward_inputs(m, 1, &dtype, &nd, shape, in, nullptr, nullptr, out0, cap0, out1, cap1,
+                           n_outputs, ndims, shapes, err);
+}
+
+int oa_forward_inputs(oa_module* m, int n_inputs, const int* dtypes, const int* in_ndims, const int64_t* in_shapes,
+                      const void* in0, const void* in1, const void* in2,
+                      float* out0, int64_t cap0, float* out1, int64_t cap1,
+                      int* n_outputs, int* ndims, int64_t* shapes, char** err) {
   using clock = std::chrono::steady_clock;
+  forward_inputs in{n_inputs, dtypes, in_ndims, in_shapes, {in0, in1, in2}};
   const auto entered = clock::now();
   *err = nullptr;
   *n_outputs = 0;
   bool ran = false;  // the graph ran: the call counts in call_ns
   try {
     std::lock_guard<std::mutex> lock(m->mu);
-    m->exec.run([&] { run_forward(m, in, b, l, out0, cap0, out1, cap1, n_outputs, ndims, shapes, &ran); });
+    m->exec.run([&] { run_forward(m, in, out0, cap0, out1, cap1, n_outputs, ndims, shapes, &ran); });
     m->call_ns.fetch_add(
         std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now() - entered).count(),
         std::memory_order_relaxed);

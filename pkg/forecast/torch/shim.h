@@ -47,18 +47,34 @@ int oa_forward(oa_module* m, const float* in, int64_t b, int64_t l,
                float* out0, int64_t cap0, float* out1, int64_t cap1,
                int* n_outputs, int* ndims, int64_t* shapes, char** err);
 
+// The most inputs a forward may take (tsfm/v1: context, and for files that
+// take covariates group_ids and future_covariates), and their dtypes.
+#define OA_MAX_INPUTS 3
+#define OA_FLOAT32 0
+#define OA_INT64 1
+
+// oa_forward_inputs is oa_forward with n_inputs inputs, in the graph's
+// order: input i has dtype dtypes[i] (OA_FLOAT32 or OA_INT64), rank
+// ndims[i] (1 or 2) and sizes shapes[i*2...], and its values at in_i
+// (row-major). Each input is copied into a tensor on the module's device
+// before the forward; none is kept.
+int oa_forward_inputs(oa_module* m, int n_inputs, const int* dtypes, const int* ndims, const int64_t* shapes,
+                      const void* in0, const void* in1, const void* in2,
+                      float* out0, int64_t cap0, float* out1, int64_t cap1,
+                      int* n_outputs, int* out_ndims, int64_t* out_shapes, char** err);
+
 // oa_forward_stats reads the module's cumulative forward timing, kept by
 // oa_forward since the load (the load-time probe included) with a
 // monotonic clock (std::chrono::steady_clock):
 //   *calls       oa_forward calls that reached the graph;
 //   *forward_ns  the sum over those calls of the time of the graph's
 //                forward alone: from just before module.forward(inputs),
-//                the input already a tensor on the module's device, to its
+//                the inputs already tensors on the module's device, to its
 //                return (on CUDA, to the end of a device synchronise right
 //                after it, so that the kernels it queued are counted);
 //   *call_ns     the sum of the whole oa_forward calls, from entry to
 //                return: the module's lock, the thread setting, the copy of
-//                the input into a tensor (and to the device), the forward,
+//                the inputs into tensors (and to the device), the forward,
 //                unpacking the outputs and copying them into the caller's
 //                buffers.
 // Calls that failed before the forward count in neither. Safe to call

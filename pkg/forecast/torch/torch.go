@@ -29,12 +29,21 @@ var ErrNoLibtorch = errors.New("torchscript: built without libtorch (build with 
 const DefaultBatchSize = 64
 
 // module is one loaded TorchScript graph: the libtorch binding, or a fake in
-// tests. forward runs a float32 [b, l] batch and copies output i into
-// outs[i] when its size matches; it returns every output's shape.
-// Implementations are safe for concurrent use.
+// tests. forward runs the graph on the inputs, in the graph's order (the
+// first is the float32 [b, l] context), and copies output i into outs[i]
+// when its size matches; it returns every output's shape. Implementations
+// are safe for concurrent use and keep nothing of the inputs.
 type module interface {
-	forward(in []float32, b, l int, outs [][]float32) (shapes [][]int64, err error)
+	forward(ins []input, outs [][]float32) (shapes [][]int64, err error)
 	close()
+}
+
+// input is one graph input: float32 (f32) or int64 (i64) values, row-major,
+// of the given shape (one or two dimensions).
+type input struct {
+	f32   []float32
+	i64   []int64
+	shape []int64
 }
 
 // Model is a tsfm/v1 TorchScript file loaded on a device. It is safe for
@@ -122,27 +131,51 @@ func (m *Model) Close() {
 
 // probe runs two rows, one full and one mostly NaN padding, and checks the
 // outputs against the metadata. Two rows, because a graph traced with a
-// fixed batch of one fails here rather than at the first real batch.
+// fixed batch of one fails here rather than at the first real batch. A file
+// that takes covariates gets them as two tasks (group ids 0 and 1, no known
+// future), and once as one task whose second row is a known-future
+// covariate.
 func (m *Model) probe() error {
-	l := m.md.ContextLength
-	in := make([]float32, 2*l)
+	l, h := m.md.ContextLength, m.md.Horizon
+	var in batchInputs
+	row0, row1 := make([]float32, l), make([]float32, l)
 	for i := range l {
-		in[i] = float32(10 + math.Sin(float64(i)/4))
-		in[l+i] = float32(math.NaN())
+		row0[i] = float32(10 + math.Sin(float64(i)/4))
+		row1[i] = float32(math.NaN())
 		if i >= l/2 {
-			in[l+i] = float32(i % 7)
+			row1[i] = float32(i % 7)
 		}
 	}
-	if _, err := m.run(in, 2); err != nil {
+	cov := m.md.TakesCovariates()
+	in.add(Task{Rows: [][]float32{row0}, Targets: 1}, 0, h, cov)
+	in.add(Task{Rows: [][]float32{row1}, Targets: 1}, 1, h, cov)
+	if _, err := m.run(&in, 2); err != nil {
 		return fmt.Errorf("model file %s: probe forward on a [2, %d] batch: %w: %s", m.path, l, err, reexport)
+	}
+	if !cov {
+		return nil
+	}
+	nan := float32(math.NaN())
+	known, none := make([]float32, h), make([]float32, h)
+	for s := range h {
+		known[s], none[s] = float32(s%5), nan
+	}
+	in.reset()
+	in.add(Task{Rows: [][]float32{row0, row1}, Future: [][]float32{none, known}, Targets: 1}, 0, h, cov)
+	if _, err := m.run(&in, 2); err != nil {
+		return fmt.Errorf("model file %s: probe forward of a target with a known-future covariate (inputs %q): %w: %s", m.path, m.md.Inputs, err, reexport)
 	}
 	return nil
 }
 
-// run forwards a [b, L] batch and returns output 0, [b, Q, H], checking
-// every output's shape against the metadata.
-func (m *Model) run(in []float32, b int) ([]float32, error) {
-	q, h := len(m.md.Quantiles), m.md.Horizon
+// run forwards a batch of b rows and returns output 0, [b, Q, H],
+// checking every output's shape against the metadata.
+func (m *Model) run(in *batchInputs, b int) ([]float32, error) {
+	l, q, h := m.md.ContextLength, len(m.md.Quantiles), m.md.Horizon
+	ins := []input{{f32: in.context, shape: []int64{int64(b), int64(l)}}}
+	if m.md.TakesCovariates() {
+		ins = append(ins, input{i64: in.groups, shape: []int64{int64(b)}}, input{f32: in.future, shape: []int64{int64(b), int64(h)}})
+	}
 	want := [][]int64{{int64(b), int64(q), int64(h)}, {int64(b), int64(h)}}[:len(m.md.Outputs)]
 	outs := make([][]float32, len(want))
 	for i, w := range want {
@@ -157,7 +190,7 @@ func (m *Model) run(in []float32, b int) ([]float32, error) {
 	if m.mod == nil {
 		return nil, errors.New("model closed")
 	}
-	shapes, err := m.mod.forward(in, b, m.md.ContextLength, outs)
+	shapes, err := m.mod.forward(ins, outs)
 	if err != nil {
 		return nil, err
 	}
@@ -171,6 +204,14 @@ func (m *Model) run(in []float32, b int) ([]float32, error) {
 		}
 	}
 	return outs[0], nil
+}
+
+// TakesCovariates implements forecast.CovariateModel: the file has the
+// covariate inputs (Metadata.TakesCovariates) and its family an adapter
+// for them (CovariateFamily).
+func (m *Model) TakesCovariates() bool {
+	_, ok := m.family.(CovariateFamily)
+	return ok && m.md.TakesCovariates()
 }
 
 // Forecast implements forecast.Model. Each history is cut to its newest L
@@ -201,18 +242,28 @@ func (m *Model) Forecast(ctx context.Context, req forecast.Request) ([]forecast.
 	if len(idx) == 0 {
 		return out, nil
 	}
-	flat := make([]float32, 0, len(idx)*l)
-	rows := make([][]float32, len(idx))
-	for r, i := range idx {
-		flat = appendContext(flat, req.Histories[i], l)
-		rows[r] = flat[r*l : (r+1)*l : (r+1)*l]
+	var res [][][]float32
+	var err error
+	if hasCovariates(req) {
+		var tasks []Task
+		if tasks, err = m.tasks(req, idx); err != nil {
+			return nil, fmt.Errorf("model %s: %w", m.md.Name, err)
+		}
+		res, err = m.family.(CovariateFamily).ForecastTasks(ctx, m.md, m.forwardTasks, tasks, req.Horizon)
+	} else {
+		flat := make([]float32, 0, len(idx)*l)
+		rows := make([][]float32, len(idx))
+		for r, i := range idx {
+			flat = appendContext(flat, req.Histories[i], l)
+			rows[r] = flat[r*l : (r+1)*l : (r+1)*l]
+		}
+		res, err = m.family.Forecast(ctx, m.md, m.forward, rows, req.Horizon)
 	}
-	res, err := m.family.Forecast(ctx, m.md, m.forward, rows, req.Horizon)
 	if err != nil {
 		return nil, fmt.Errorf("model %s: %w", m.md.Name, err)
 	}
-	if len(res) != len(rows) {
-		return nil, fmt.Errorf("model %s: family %q returned %d forecasts for %d series", m.md.Name, m.md.Family, len(res), len(rows))
+	if len(res) != len(idx) {
+		return nil, fmt.Errorf("model %s: family %q returned %d forecasts for %d series", m.md.Name, m.md.Family, len(res), len(idx))
 	}
 	native := make([]float64, q)
 	for r, i := range idx {
@@ -250,6 +301,88 @@ func (m *Model) Forecast(ctx context.Context, req forecast.Request) ([]forecast.
 		out[i].Values = vals
 	}
 	return out, nil
+}
+
+func hasCovariates(req forecast.Request) bool {
+	for _, c := range req.Covariates {
+		if len(c) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// tasks turns the histories idx of req and their covariates into tasks: the
+// target's context, then the past-only covariates' and the known-future
+// ones' (Chronos2Pipeline's order: past-only, then known-future), each the
+// newest L points up to the target's newest; Future, when a covariate is
+// known-future, has req.Horizon values per row, NaN for the target and the
+// past-only rows.
+func (m *Model) tasks(req forecast.Request, idx []int) ([]Task, error) {
+	if !m.TakesCovariates() {
+		why := fmt.Sprintf("its inputs are %q, models that take covariates have %q", m.md.Inputs, CovariateInputs)
+		if m.md.TakesCovariates() {
+			why = fmt.Sprintf("model family %q has no adapter for them", m.md.Family)
+		}
+		return nil, fmt.Errorf("the request has covariates, and the model file %s takes none: %s (export Chronos-2 with libtorch/export.py --covariates)", m.path, why)
+	}
+	if len(req.Covariates) != len(req.Histories) {
+		return nil, fmt.Errorf("%d covariate lists for %d histories", len(req.Covariates), len(req.Histories))
+	}
+	l := m.md.ContextLength
+	tasks := make([]Task, len(idx))
+	nan := float32(math.NaN())
+	for r, i := range idx {
+		hist, covs := req.Histories[i], req.Covariates[i]
+		n := len(hist)
+		t := Task{Rows: [][]float32{appendContext(make([]float32, 0, l), hist, l)}, Targets: 1}
+		known := false
+		for pass := range 2 {
+			for _, c := range covs {
+				if c.KnownFuture != (pass == 1) {
+					continue
+				}
+				want := n
+				if c.KnownFuture {
+					want += req.Horizon
+					known = true
+				}
+				if len(c.Values) != want {
+					return nil, fmt.Errorf("series %d: covariate %q has %d values, want %d (the history's %d%s)", i, c.Name, len(c.Values), want, n,
+						map[bool]string{true: fmt.Sprintf(" and the horizon's %d", req.Horizon)}[c.KnownFuture])
+				}
+				t.Rows = append(t.Rows, appendContext(make([]float32, 0, l), c.Values[:n], l))
+			}
+		}
+		if known {
+			t.Future = make([][]float32, len(t.Rows))
+			row := 1
+			for pass := range 2 {
+				for _, c := range covs {
+					if c.KnownFuture != (pass == 1) {
+						continue
+					}
+					f := make([]float32, req.Horizon)
+					for s := range f {
+						f[s] = nan
+						if c.KnownFuture {
+							if v := float32(c.Values[n+s]); !math.IsInf(float64(v), 0) {
+								f[s] = v
+							}
+						}
+					}
+					t.Future[row] = f
+					row++
+				}
+			}
+			t.Future[0] = make([]float32, req.Horizon)
+			for s := range t.Future[0] {
+				t.Future[0][s] = nan
+			}
+		}
+		tasks[r] = t
+	}
+	return tasks, nil
 }
 
 // appendContext appends the newest l points of hist as float32, NaN-left-

@@ -26,11 +26,21 @@ type fakeModule struct {
 
 	mu      sync.Mutex
 	batches [][]float32
+	// groups and futures record the group_ids and future_covariates
+	// inputs of each batch, for files that take covariates.
+	groups  [][]int64
+	futures [][]float32
 }
 
-func (f *fakeModule) forward(in []float32, b, l int, outs [][]float32) ([][]int64, error) {
+func (f *fakeModule) forward(ins []input, outs [][]float32) ([][]int64, error) {
+	in := ins[0].f32
+	b, l := int(ins[0].shape[0]), int(ins[0].shape[1])
 	f.mu.Lock()
 	f.batches = append(f.batches, slices.Clone(in))
+	if len(ins) == 3 {
+		f.groups = append(f.groups, slices.Clone(ins[1].i64))
+		f.futures = append(f.futures, slices.Clone(ins[2].f32))
+	}
 	f.mu.Unlock()
 	if f.gate != nil {
 		<-f.gate
@@ -233,7 +243,7 @@ func TestParseMetadata(t *testing.T) {
 		{`{"contract":"tsfm/v2"}`, "2.11.0", `contract "tsfm/v2", this build reads "tsfm/v1"`},
 		{strings.Replace(good, `"context_length":8`, `"context_length":0`, 1), "2.11.0", "context_length 0 must be at least 1"},
 		{strings.Replace(good, `[0.1,0.5,0.9]`, `[0.5,0.1,1]`, 1), "2.11.0", "quantiles must be strictly ascending, 0.1 follows 0.5; quantiles[2] = 1 is not in (0, 1)"},
-		{strings.Replace(good, `["context"]`, `["context","group_ids"]`, 1), "2.11.0", `inputs ["context" "group_ids"]: this build supports exactly ["context"]`},
+		{strings.Replace(good, `["context"]`, `["context","group_ids"]`, 1), "2.11.0", `inputs ["context" "group_ids"]: this build supports ["context"] or ["context" "group_ids" "future_covariates"]`},
 		{strings.Replace(good, `"quantiles","mean"`, `"mean"`, 1), "2.11.0", `outputs ["mean"]`},
 		{strings.Replace(good, `"missing"`, `"zero"`, 1), "2.11.0", `nan_policy "zero"`},
 		{good, "2.10.1", "exported with torch 2.11.0, newer than this binary's libtorch 2.10.1"},

@@ -40,7 +40,8 @@ func (ChronosBolt) Forecast(ctx context.Context, md torch.Metadata, fw torch.For
 
 // Chronos2 is the family of Chronos-2 files (libtorch/export.py --model
 // amazon/chronos-2 or autogluon/chronos-2-small): 21 quantiles, each row its
-// own group (independent series; no cross-learning, no covariates). One
+// own group (independent series; no cross-learning). Files exported with
+// --covariates also take covariates (ForecastTasks). One
 // forward gives the file's horizon from its ceil(H/16) output patches.
 // Beyond it, it does what Chronos2Pipeline.predict of chronos-forecasting
 // 2.3.2 does past max_output_patches (the file's patch count plays that
@@ -61,6 +62,16 @@ var chronos2Unrolled = []float64{0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9}
 
 // Forecast implements torch.Family.
 func (Chronos2) Forecast(ctx context.Context, md torch.Metadata, fw torch.Forward, rows [][]float32, horizon int) ([][][]float32, error) {
+	paths, err := chronos2Paths(md, horizon)
+	if err != nil {
+		return nil, err
+	}
+	return unroll(ctx, md, fw, rows, horizon, paths, chronos2Reduce(md.Quantiles, chronos2Unrolled))
+}
+
+// chronos2Paths returns the indices of the levels fed back beyond the
+// file's horizon (none within it).
+func chronos2Paths(md torch.Metadata, horizon int) ([]int, error) {
 	var paths []int
 	if horizon > md.Horizon {
 		for _, q := range chronos2Unrolled {
@@ -72,7 +83,144 @@ func (Chronos2) Forecast(ctx context.Context, md torch.Metadata, fw torch.Forwar
 			paths = append(paths, i)
 		}
 	}
-	return unroll(ctx, md, fw, rows, horizon, paths, chronos2Reduce(md.Quantiles, chronos2Unrolled))
+	return paths, nil
+}
+
+// ForecastTasks implements torch.CovariateFamily: each task is one of
+// Chronos2Pipeline's tasks (a target and its covariates in one group; the
+// batcher keeps tasks in groups of their own). The first forward gets each
+// row's known future values of the file's horizon (NaN-padded). Beyond the
+// horizon it does what the pipeline's long-horizon unrolling does with
+// covariates: every row of a task (targets and covariates alike) is
+// expanded into the 9 paths of the levels 0.1 ... 0.9, path p of a task
+// being a group of its own (the pipeline's group id task*9 + p); each round
+// appends each row's path level of its newest block (the pipeline's
+// reduced block, the first block's raw levels), keeps the newest L points,
+// overwrites the appended points of a known-future covariate with its known
+// values where they are not NaN and moves its future on by the block
+// (_slide_context_and_future_covariates), and reduces each row's 9×21
+// values per step to the 21 levels as Forecast does.
+func (Chronos2) ForecastTasks(ctx context.Context, md torch.Metadata, fw torch.ForwardTasks, tasks []torch.Task, horizon int) ([][][]float32, error) {
+	paths, err := chronos2Paths(md, horizon)
+	if err != nil {
+		return nil, err
+	}
+	q, h, l, n := len(md.Quantiles), md.Horizon, md.ContextLength, len(paths)
+	first := make([]torch.Task, len(tasks))
+	rows, targets := 0, 0
+	for i, t := range tasks {
+		first[i] = torch.Task{Rows: t.Rows, Targets: t.Targets, Future: torch.FutureWindow(t.Future, 0, h)}
+		rows += len(t.Rows)
+		targets += t.Targets
+	}
+	block, err := fw(ctx, first) // the newest block of every row, [Q][H] flat
+	if err != nil {
+		return nil, err
+	}
+	if err := checkResults(block, rows, q*h); err != nil {
+		return nil, err
+	}
+	out := make([][][]float32, 0, targets)
+	row := 0
+	for _, t := range tasks {
+		for r := range t.Targets {
+			f := make([][]float32, q)
+			for k := range q {
+				f[k] = make([]float32, h, max(h, horizon))
+				copy(f[k], block[row+r][k*h:(k+1)*h])
+			}
+			out = append(out, f)
+		}
+		row += len(t.Rows)
+	}
+	if horizon > h {
+		// Path contexts: ctxs[t][p] are task t's rows on path p.
+		ctxs := make([][][][]float32, len(tasks))
+		for i, t := range tasks {
+			ctxs[i] = make([][][]float32, n)
+			for p := range n {
+				ctxs[i][p] = make([][]float32, len(t.Rows))
+				for r, c := range t.Rows {
+					ctxs[i][p][r] = slices.Clone(c)
+				}
+			}
+		}
+		reduce := chronos2Reduce(md.Quantiles, chronos2Unrolled)
+		samples := make([]float32, n*q)
+		reduced := make([]float32, q)
+		keep := max(0, l-h)
+		from := max(0, h-l) // the block's first step that fits in the context
+		for done := h; done < horizon; done += h {
+			var round []torch.Task
+			row := 0
+			for i, t := range tasks {
+				for p, k := range paths {
+					for r, c := range ctxs[i][p] {
+						copy(c, c[l-keep:])
+						copy(c[keep:], block[row+r][k*h+from:(k+1)*h])
+						if t.Future != nil {
+							fut := t.Future[r]
+							for j := range l - keep {
+								if s := done - h + from + j; s < len(fut) && fut[s] == fut[s] {
+									c[keep+j] = fut[s]
+								}
+							}
+						}
+					}
+					round = append(round, torch.Task{Rows: ctxs[i][p], Targets: t.Targets, Future: torch.FutureWindow(t.Future, done, h)})
+				}
+				row += len(t.Rows)
+			}
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			pred, err := fw(ctx, round)
+			if err != nil {
+				return nil, err
+			}
+			if err := checkResults(pred, rows*n, q*h); err != nil {
+				return nil, err
+			}
+			next := make([][]float32, rows)
+			row, base := 0, 0 // base: task i's first row in pred
+			for _, t := range tasks {
+				m := len(t.Rows)
+				for r := range m {
+					next[row+r] = make([]float32, q*h)
+					for s := range h {
+						for p := range n {
+							for k := range q {
+								samples[p*q+k] = pred[base+p*m+r][k*h+s]
+							}
+						}
+						reduce(samples, reduced)
+						for k := range q {
+							next[row+r][k*h+s] = reduced[k]
+						}
+					}
+				}
+				row += m
+				base += m * n
+			}
+			block = next
+			row, o := 0, 0
+			for _, t := range tasks {
+				for r := range t.Targets {
+					for k := range q {
+						out[o][k] = append(out[o][k], block[row+r][k*h:(k+1)*h]...)
+					}
+					o++
+				}
+				row += len(t.Rows)
+			}
+		}
+	}
+	for _, f := range out {
+		for k := range f {
+			f[k] = f[k][:horizon:horizon]
+		}
+	}
+	return out, nil
 }
 
 // reducer turns the n×Q values of one step (path-major: value k of path p
