@@ -104,6 +104,11 @@ rule_files: [rules/*.yml]
       - forecast: b
         expr: up
         model: bolt
+      - forecast: d
+        expr: up
+        model: hw
+        covariates:
+          - {name: planned, expr: planned_load, known_future: true}
 `)
 	b := writeFile(t, dir, "rules/b.yml", `groups:
   - name: h
@@ -127,6 +132,7 @@ rule_files: [rules/*.yml]
 		"Checking " + a + "\n" +
 		"  FAILED:\n" +
 		a + `:9:16: group "g", rule "b": model "bolt" is not defined in the config's models` + "\n" +
+		a + `:14:11: group "g", rule "d": pipeline "d" has covariates, and its model "hw" (a built-in model) takes none: covariates need a torchscript model whose file takes them (Chronos-2 exported with libtorch/export.py --covariates)` + "\n" +
 		"Checking " + b + "\n" +
 		"  FAILED:\n" +
 		b + `:4:19: group "h", rule "a": forecast "a" is already defined at ` + a + ":4:19\n" +

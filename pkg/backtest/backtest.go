@@ -211,8 +211,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			return nil, fmt.Errorf("%s: group %s: no interval", g.File, g.Name)
 		}
 		for _, r := range g.Rules {
-			if _, ok := o.Models.Get(r.Model); !ok {
+			fm, ok := o.Models.Get(r.Model)
+			if !ok {
 				return nil, fmt.Errorf("%s: group %s: pipeline %s: model %q is not configured", g.File, g.Name, r.Forecast, r.Model)
+			}
+			if err := pipeline.CheckCovariates(r, fm); err != nil {
+				return nil, fmt.Errorf("%s: group %s: %w", g.File, g.Name, err)
 			}
 			rules = append(rules, unitRule{group: g, spec: r})
 		}

@@ -473,6 +473,17 @@ func (c *Config) ExternalLabels() labels.Labels {
 	return labels.FromMap(c.Global.ExternalLabels)
 }
 
+// mayTakeCovariates says whether model may take covariates: a torchscript
+// model may (its file says), the built-in ones do not.
+func (c *Config) mayTakeCovariates(name string) bool {
+	for _, m := range c.Models {
+		if m != nil && m.Name == name {
+			return m.TorchScript != nil
+		}
+	}
+	return false
+}
+
 // HasModel reports whether a rule may name model: the built-in default
 // always exists, other names must be in models.
 func (c *Config) HasModel(name string) bool {
@@ -494,7 +505,9 @@ func (c *Config) String() string {
 }
 
 // CheckModels reports every rule, in any of files, whose model the config
-// does not define, positioned at the rule's model key.
+// does not define, positioned at the rule's model key, and every rule with
+// covariates whose model is a built-in one (they take none; whether a
+// torchscript model takes them is known once its file is loaded).
 func CheckModels(c *Config, files ...*rulefmt.RuleGroups) []error {
 	var errs []error
 	for _, f := range files {
@@ -505,6 +518,8 @@ func CheckModels(c *Config, files ...*rulefmt.RuleGroups) []error {
 			for ri, r := range g.Rules {
 				if !c.HasModel(r.Model) {
 					errs = append(errs, f.ErrorAt(gi, ri, "model", fmt.Errorf("model %q is not defined in the config's models", r.Model)))
+				} else if len(r.Covariates) > 0 && !c.mayTakeCovariates(r.Model) {
+					errs = append(errs, f.ErrorAt(gi, ri, "covariates", errors.New(rulefmt.CovariatesRefused(r.Forecast, r.Model, "a built-in model"))))
 				}
 			}
 		}

@@ -5,6 +5,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/openanomaly/openanomaly/pkg/datasource"
 	"github.com/openanomaly/openanomaly/pkg/forecast"
+	"github.com/openanomaly/openanomaly/pkg/rulefmt"
 )
 
 // ManagerOptions configure a Manager.
@@ -87,8 +89,12 @@ func (m *Manager) Update(u UpdateOptions) error {
 				return fmt.Errorf("pipeline %q is defined twice (%s and group %q in %s)", r.Name(), other, g.Name, g.File)
 			}
 			names[r.Name()] = fmt.Sprintf("group %q in %s", g.Name, g.File)
-			if _, ok := u.Models.Get(r.Spec().Model); !ok {
+			fm, ok := u.Models.Get(r.Spec().Model)
+			if !ok {
 				return fmt.Errorf("pipeline %q: model %q is not configured", r.Name(), r.Spec().Model)
+			}
+			if err := CheckCovariates(r.Spec(), fm); err != nil {
+				return err
 			}
 		}
 	}
@@ -183,4 +189,18 @@ func (g *Group) LastEvaluation() (time.Time, time.Duration) {
 	g.mtx.Lock()
 	defer g.mtx.Unlock()
 	return g.lastEval, g.lastDuration
+}
+
+// CheckCovariates refuses a rule with covariates whose model takes none
+// (forecast.CovariateModel), naming the rule, the model and what does take
+// them.
+func CheckCovariates(spec rulefmt.Rule, m forecast.Model) error {
+	if len(spec.Covariates) == 0 || forecast.TakesCovariates(m) {
+		return nil
+	}
+	what := "a built-in model"
+	if _, ok := m.(forecast.CovariateModel); ok {
+		what = "a torchscript model whose file, or its family, takes no covariates"
+	}
+	return errors.New(rulefmt.CovariatesRefused(spec.Forecast, spec.Model, what))
 }

@@ -60,7 +60,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"pipeline"}),
 		ruleDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: ns, Subsystem: "pipeline", Name: "evaluation_duration_seconds",
-			Help:    "Duration of one pipeline evaluation, split by stage (fetch, model, emit).",
+			Help:    "Duration of one pipeline evaluation, split by stage (fetch, fetch_covariates for the covariates of pipelines that have them, model, emit).",
 			Buckets: []float64{.005, .01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"pipeline", "stage"}),
 		inputSeries: prometheus.NewGaugeVec(prometheus.GaugeOpts{

@@ -285,6 +285,7 @@ func (r *Rule) evalInner(ctx context.Context, ts time.Time, env evalEnv) (map[st
 
 	skipped := map[string]int{}
 	prepared := make([]preparedSeries, 0, len(inputs))
+	var inputLabels []labels.Labels // the input labels of each prepared series
 	seen := make(map[uint64]labels.Labels, len(inputs))
 	for _, s := range inputs {
 		values := s.values
@@ -317,6 +318,7 @@ func (r *Rule) evalInner(ctx context.Context, ts time.Time, env evalEnv) (map[st
 		}
 		seen[h] = out
 		prepared = append(prepared, preparedSeries{out: out, values: values, newest: newest, firstNew: firstNew})
+		inputLabels = append(inputLabels, s.lset)
 	}
 
 	fm, ok := env.models.Get(r.spec.Model)
@@ -347,6 +349,36 @@ func (r *Rule) evalInner(ctx context.Context, ts time.Time, env evalEnv) (map[st
 			for _, hz := range r.spec.Horizons {
 				steps := ceilDiv(stamp+time.Duration(hz).Milliseconds()-tn, stepMs)
 				futureReq.Horizon = max(futureReq.Horizon, int(steps))
+			}
+		}
+	}
+
+	if len(r.spec.Covariates) > 0 && len(prepared) > 0 {
+		// Known-future covariates are read as far as either request
+		// forecasts past the grid's last point.
+		extra := max(scoreReq.Horizon, futureReq.Horizon)
+		covStart := time.Now()
+		var covDropped series.Dropped
+		covs, err := r.readCovariates(ctx, env, startMs, stepMs, n, extra, &covDropped)
+		env.metrics.ruleDuration.WithLabelValues(name, "fetch_covariates").Observe(time.Since(covStart).Seconds())
+		if err != nil {
+			return nil, err
+		}
+		countDropped(env.metrics, name, covDropped)
+		matched := make([][]float64, len(covs))
+		scoreReq.Covariates = make([][]forecast.Covariate, len(prepared))
+		if len(r.spec.Horizons) > 0 {
+			futureReq.Covariates = make([][]forecast.Covariate, len(prepared))
+		}
+		for i, p := range prepared {
+			for ci := range covs {
+				if matched[ci], err = covs[ci].match(inputLabels[i]); err != nil {
+					return nil, err
+				}
+			}
+			scoreReq.Covariates[i] = covariatesFor(matched, covs, p.firstNew, scoreReq.Horizon)
+			if len(r.spec.Horizons) > 0 {
+				futureReq.Covariates[i] = covariatesFor(matched, covs, p.newest+1, futureReq.Horizon)
 			}
 		}
 	}

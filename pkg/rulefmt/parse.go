@@ -464,8 +464,26 @@ func (p *fileParser) validateRule(s *ruleScope, r *Rule) {
 		}
 	}
 
-	if len(r.Covariates) > 0 {
-		s.errorf(at("covariates"), "covariates are not supported yet")
+	names := map[string]int{}
+	for i, c := range r.Covariates {
+		switch {
+		case c.Name == "":
+			s.errorf(at("covariates", i), "covariates[%d]: name is required", i)
+		case !model.LabelName(c.Name).IsValidLegacy() || strings.HasPrefix(c.Name, "__"):
+			s.errorf(at("covariates", i, "name"), "covariate name %q is not valid (a label name: letters, digits and _, not starting with a digit or __)", c.Name)
+		default:
+			if prev, dup := names[c.Name]; dup {
+				s.errorf(at("covariates", i, "name"), "covariate name %q is already used by covariates[%d]", c.Name, prev)
+			}
+			names[c.Name] = i
+		}
+		if strings.TrimSpace(c.Expr) == "" {
+			s.errorf(at("covariates", i), "covariate %q: expr is required", c.Name)
+		} else if e, err := parser.NewParser(parser.Options{}).ParseExpr(c.Expr); err != nil {
+			p.exprError(s, err, c.Expr, "covariates", i, "expr")
+		} else if t := e.Type(); t != parser.ValueTypeVector && t != parser.ValueTypeScalar {
+			s.errorf(at("covariates", i, "expr"), "covariate %q: expr is a %s; it must be an instant vector or a scalar", c.Name, parser.DocumentedType(t))
+		}
 	}
 }
 
@@ -506,8 +524,11 @@ func (p *fileParser) validateAnomaly(s *ruleScope, a *Anomaly) {
 // exprError reports a PromQL parse error at its position in the file when
 // the expression's text can be found there (a one-line scalar or a block
 // scalar), else at the expr value with the parser's own line:col.
-func (p *fileParser) exprError(s *ruleScope, err error, expr string) {
-	n := s.node("expr")
+func (p *fileParser) exprError(s *ruleScope, err error, expr string, path ...any) {
+	if len(path) == 0 {
+		path = []any{"expr"}
+	}
+	n := s.node(path...)
 	var pe *parser.ParseErr
 	var pes parser.ParseErrors
 	switch {

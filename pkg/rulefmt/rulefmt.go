@@ -3,6 +3,8 @@
 package rulefmt
 
 import (
+	"fmt"
+
 	"github.com/prometheus/common/model"
 	"go.yaml.in/yaml/v3"
 )
@@ -71,8 +73,9 @@ type Rule struct {
 	// Anomaly turns anomaly scoring on when present, even when empty; omit
 	// it for a forecast-only pipeline.
 	Anomaly *Anomaly `yaml:"anomaly,omitempty"`
-	// Covariates are reserved for foundation models; only an empty list
-	// is accepted for now.
+	// Covariates are extra input series for models that take them
+	// (Chronos-2 files exported with covariates); a rule with covariates
+	// on any other model is refused at load.
 	Covariates []Covariate `yaml:"covariates,omitempty"`
 	// Labels are added to every emitted series and win over the input's
 	// labels.
@@ -112,13 +115,25 @@ type Novelty struct {
 // DefaultNoveltyFloor is Novelty.Floor's default.
 const DefaultNoveltyFloor = 1.0
 
-// Covariate is an extra input series for foundation models, reserved for
-// now: only an empty list is accepted.
+// Covariate is an extra input series of a rule, read over the same range as
+// the target and aligned to its step. A covariate whose expr returns one
+// series goes with every target series; several series go with the target
+// series whose labels they share (see the README, "Covariates").
 type Covariate struct {
-	// Name identifies the covariate.
+	// Name identifies the covariate: a label name, unique in the rule.
 	Name string `yaml:"name"`
 	// Expr is the PromQL expression of the covariate's series.
 	Expr string `yaml:"expr"`
-	// KnownFuture says whether the covariate's future values are known.
+	// KnownFuture says the covariate's future values are known: its expr
+	// is read up to the stamp plus the longest horizon (for example a
+	// recording rule of a planned load written ahead of time). Past-only
+	// covariates (the default) are read up to the stamp.
 	KnownFuture bool `yaml:"known_future,omitempty"`
+}
+
+// CovariatesRefused is the message that refuses the covariates of pipeline
+// rule on model, which is what (e.g. "a built-in model"): the config check
+// and the load say the same.
+func CovariatesRefused(rule, model, what string) string {
+	return fmt.Sprintf("pipeline %q has covariates, and its model %q (%s) takes none: covariates need a torchscript model whose file takes them (Chronos-2 exported with libtorch/export.py --covariates)", rule, model, what)
 }

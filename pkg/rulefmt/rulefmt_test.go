@@ -64,8 +64,11 @@ func TestParseGood(t *testing.T) {
 							Direction:    DirectionAbove,
 							MinDeviation: 0.5,
 						},
-						Covariates: []Covariate{},
-						Labels:     map[string]string{"team": "platform", "severity": "page"},
+						Covariates: []Covariate{
+							{Name: "planned_load", Expr: "sum by (job) (planned_requests)", KnownFuture: true},
+							{Name: "temperature", Expr: "outside_temperature_celsius"},
+						},
+						Labels: map[string]string{"team": "platform", "severity": "page"},
 					}},
 				},
 				{
@@ -238,7 +241,13 @@ func TestParseBad(t *testing.T) {
 			{"11:11", `label name "quantile" is reserved`},
 			{"12:11", `label name "__meta" is reserved`},
 			{"13:11", `label name "team-name" is not valid`},
-			{"18:11", `rule "b": covariates are not supported yet`},
+			{"21:19", `rule "b": covariate name "temperature" is already used by covariates[0]`},
+			{"23:19", `covariate name "bad-name" is not valid`},
+			{"24:19", `covariate "bad-name": expr is a range vector; it must be an instant vector or a scalar`},
+			{"25:19", `covariate name "__meta" is not valid`},
+			{"26:24", `could not parse expression`},
+			{"27:13", `covariates[4]: name is required`},
+			{"28:13", `covariate "noexpr": expr is required`},
 		}},
 	}
 	for _, tc := range tests {

@@ -183,7 +183,10 @@ func TestSchemaRejectsBadFiles(t *testing.T) {
 			"/groups/0/rules/0/labels/quantile",
 			"/groups/0/rules/0/labels/__meta",
 			"/groups/0/rules/0/labels/team-name",
-			"/groups/0/rules/1/covariates",
+			"/groups/0/rules/1/covariates/2/name", // bad-name
+			"/groups/0/rules/1/covariates/3/name", // __meta
+			"/groups/0/rules/1/covariates/4",      // no name
+			"/groups/0/rules/1/covariates/5",      // no expr
 		}},
 		{"names.bad.yaml", []string{
 			"/groups/0",         // no name

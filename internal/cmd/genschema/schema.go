@@ -157,9 +157,11 @@ var refinements = map[string]refinement{
 		s.Default = rulefmt.DefaultQuantiles
 	}},
 	"Rule.Anomaly": {nullable: true},
-	"Rule.Covariates": {apply: func(s *schema) {
-		s.MaxItems = ptr(0)
+	"Covariate.Name": {apply: func(s *schema) {
+		s.Pattern = `^[a-zA-Z_][a-zA-Z0-9_]*$`
+		s.Not = &schema{Pattern: "^__", Description: "Names starting with __ are reserved."}
 	}},
+	"Covariate.Expr": {apply: func(s *schema) { s.Pattern = `\S` }},
 	"Rule.Labels": {apply: func(s *schema) {
 		s.PropertyNames = &schema{
 			Pattern: `^[a-zA-Z_][a-zA-Z0-9_]*$`,
