@@ -202,4 +202,17 @@ func TestManagerRefusesCovariatesOnModelsThatTakeNone(t *testing.T) {
 	if err := update("cov"); err != nil {
 		t.Errorf("covariate model: %v", err)
 	}
+	// A model that could take covariates but does not (a torchscript file
+	// without covariate inputs).
+	if err := models.Register("plain", noCovariates{builtin.Default()}); err != nil {
+		t.Fatal(err)
+	}
+	err = update("plain")
+	if want := `its model "plain" (a torchscript model whose file, or its family, takes no covariates) takes none`; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("plain torchscript model: %v, want %q", err, want)
+	}
 }
+
+type noCovariates struct{ forecast.Model }
+
+func (noCovariates) TakesCovariates() bool { return false }
