@@ -174,9 +174,9 @@ bench-torch: $(if $(filter file,$(origin LIBTORCH)),libtorch)
 # TorchScript forward, score, emit) against chronos-forecasting's
 # ChronosBoltPipeline on the same rows and random weights
 # (libtorch/bench_chronos_python.py), interleaved rounds. Exports the file
-# into bin/tsfmbench-models/ first (once). 256 series at context 512: about half an
-# hour on 2 busy cores. E.g.
-#   make bench-tsfm TSFMBENCH_FLAGS='-context 2048 -series 32 -rounds 1 -json /tmp/tsfm.json'
+# into bin/tsfmbench-models/ first (once). 256 series at context 512, 9 rounds:
+# about 3 minutes on 2 quiet cores, 15-20 on busy ones. E.g.
+#   make bench-tsfm TSFMBENCH_FLAGS='-context 2048 -series 128 -rounds 3 -json /tmp/tsfm.json'
 TSFMBENCH_FLAGS ?=
 .PHONY: bench-tsfm
 bench-tsfm: $(if $(filter file,$(origin LIBTORCH)),libtorch) export-deps
