@@ -18,30 +18,10 @@ import (
 	"github.com/openanomaly/openanomaly/pkg/unittest"
 )
 
-// Engine settings as Prometheus runs them by default (--query.max-samples,
-// --query.timeout, --query.lookback-delta), as `openanomaly test rules`
-// uses them, so that an expr behaves as it does against the real server.
-const (
-	engineMaxSamples = 50_000_000
-	engineTimeout    = 2 * time.Minute
-	lookbackDelta    = 5 * time.Minute
-)
-
-// NewEngine returns a PromQL engine configured like Prometheus 3's
-// defaults: the @ modifier and negative offsets on (the replay clock hides
-// what they would see after the evaluation time), subqueries without a
-// step at subqueryStep.
-func NewEngine(subqueryStep time.Duration) *promql.Engine {
-	return promql.NewEngine(promql.EngineOpts{
-		MaxSamples:               engineMaxSamples,
-		Timeout:                  engineTimeout,
-		LookbackDelta:            lookbackDelta,
-		NoStepSubqueryIntervalFn: func(int64) int64 { return subqueryStep.Milliseconds() },
-		EnableAtModifier:         true,
-		EnableNegativeOffset:     true,
-		Parser:                   parser.NewParser(parser.Options{}),
-	})
-}
+// NewEngine returns the PromQL engine `openanomaly test rules` uses
+// (Prometheus 3's defaults: the @ modifier and negative offsets on, which
+// the replay clock keeps from seeing past the evaluation time).
+func NewEngine(subqueryStep time.Duration) *promql.Engine { return unittest.NewEngine(subqueryStep) }
 
 // csvStore is one CSV file in throw-away TSDB blocks, under the metric
 // name and a `file` label. Blocks, not a head: a query then reads only the

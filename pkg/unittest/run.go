@@ -77,7 +77,7 @@ func runFile(ctx context.Context, file string, o Options) (int, []error) {
 	if len(errs) > 0 {
 		return 0, errs
 	}
-	engine := newEngine(s.subqueryStep)
+	engine := NewEngine(s.subqueryStep)
 	defer engine.Close()
 	ran := 0
 	for _, tc := range s.tests {

@@ -26,11 +26,11 @@ const (
 	lookbackDelta    = 5 * time.Minute
 )
 
-// newEngine returns a PromQL engine configured like Prometheus 3's defaults:
+// NewEngine returns a PromQL engine configured like Prometheus 3's defaults:
 // the @ modifier and negative offsets on, subqueries without a step
 // evaluated at subqueryStep (Prometheus uses its global evaluation
-// interval).
-func newEngine(subqueryStep time.Duration) *promql.Engine {
+// interval). The unit tests and the backtest evaluate exprs with it.
+func NewEngine(subqueryStep time.Duration) *promql.Engine {
 	return promql.NewEngine(promql.EngineOpts{
 		MaxSamples:               engineMaxSamples,
 		Timeout:                  engineTimeout,

@@ -210,7 +210,7 @@ func TestQuerierStaleMarkers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	engine := newEngine(time.Minute)
+	engine := NewEngine(time.Minute)
 	defer engine.Close()
 	q := &Querier{Engine: engine, Queryable: st.db}
 	ctx := context.Background()
