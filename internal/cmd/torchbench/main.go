@@ -23,6 +23,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/openanomaly/openanomaly/internal/benchinfo"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -174,7 +175,7 @@ type report struct {
 }
 
 func run(ctx context.Context, o options) (*report, error) {
-	rep := &report{LoadStart: loadavg(), Machine: machine(), Commit: commit(), Torch: torch.Version(), Device: o.device,
+	rep := &report{LoadStart: benchinfo.LoadAvg(), Machine: benchinfo.Machine(), Commit: benchinfo.Commit(), Torch: torch.Version(), Device: o.device,
 		Threads: o.threads, Horizon: o.horizon, Batches: o.batches, Command: os.Args,
 		TargetSecs: o.seconds, GoMaxProcs: runtime.GOMAXPROCS(0)}
 	if o.model == "" {
@@ -347,7 +348,7 @@ func run(ctx context.Context, o options) (*report, error) {
 			} else {
 				rd.Go, rd.Python = mid, a
 			}
-			rd.LoadAvg = loadavg()
+			rd.LoadAvg = benchinfo.LoadAvg()
 			rd.Ratio = rd.Go.SeriesPerS / rd.Python.SeriesPerS
 			rd.Overhead = rd.Go.overhead()
 			rep.Rounds = append(rep.Rounds, rd)
@@ -356,7 +357,7 @@ func run(ctx context.Context, o options) (*report, error) {
 				1e3*rd.Go.ForwardSeconds/float64(rd.Go.Iterations), 1e3*rd.Python.ForwardSeconds/float64(rd.Python.Iterations), rd.LoadAvg)
 		}
 	}
-	rep.LoadEnd = loadavg()
+	rep.LoadEnd = benchinfo.LoadAvg()
 	return rep, nil
 }
 
@@ -658,48 +659,6 @@ func writeHistories(f *os.File, hists [][]float64) error {
 	return f.Close()
 }
 
-func machine() string {
-	name := "unknown CPU"
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-				name = strings.TrimSpace(v)
-				break
-			}
-		}
-	}
-	return fmt.Sprintf("%s, %d cores, %s/%s", name, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
-}
-
-// loadavg returns the 1-minute load average, or "?".
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if f := strings.Fields(string(b)); err == nil && len(f) > 0 {
-		return f[0]
-	}
-	return "?"
-}
-
-func commit() string {
-	out, err := exec.Command("git", "describe", "--always", "--dirty", "--abbrev=7").Output()
-	if err != nil {
-		return "unknown"
-	}
-	return strings.TrimSpace(string(out))
-}
-
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s) == 0 {
-		return math.NaN()
-	}
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
 func (r *report) markdown() string {
 	var sb strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&sb, format, args...) }
@@ -746,8 +705,8 @@ func (r *report) markdown() string {
 			pf = append(pf, 1e3*rd.Python.ForwardSeconds/float64(rd.Python.Iterations))
 		}
 		w("| %d | %d | %.1f | %.1f | %s | **%.3f** | **%.2f %%** | %.2f %% | %.2f %% | %.2f %% | %.4g / %.4g |\n",
-			b, r.Iterations[bi], median(gs), median(ps), strings.Join(per, ", "), median(ratios),
-			100*median(ov), 100*median(shim), 100*median(gov), 100*median(pov), median(gf), median(pf))
+			b, r.Iterations[bi], benchinfo.Median(gs), benchinfo.Median(ps), strings.Join(per, ", "), benchinfo.Median(ratios),
+			100*benchinfo.Median(ov), 100*benchinfo.Median(shim), 100*benchinfo.Median(gov), 100*benchinfo.Median(pov), benchinfo.Median(gf), benchinfo.Median(pf))
 	}
 	w("\nGo overhead = 1 − (the shim's forward time) / (Go end-to-end time), per round; \"in the shim\" is the shim call around the forward (input tensor, output copies), \"in Go\" the rest of Forecast (float64→float32 windows, cgo, quantile sorting and mapping, allocation). Python overhead = 1 − (module call time) / (loop time). Forward ms: one forward as the shim times it / as Python times the module call. Series/s, overheads and forward times are medians over the rounds.\n")
 	return sb.String()

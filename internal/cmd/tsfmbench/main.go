@@ -27,6 +27,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/openanomaly/openanomaly/internal/benchinfo"
 	"io"
 	"log/slog"
 	"math"
@@ -212,7 +213,7 @@ type report struct {
 }
 
 func run(ctx context.Context, o options) (*report, error) {
-	rep := &report{LoadStart: loadavg(), Machine: machine(), Commit: commit(), Torch: torch.Version(), ModelID: o.modelID,
+	rep := &report{LoadStart: benchinfo.LoadAvg(), Machine: benchinfo.Machine(), Commit: benchinfo.Commit(), Torch: torch.Version(), ModelID: o.modelID,
 		Seed: o.seed, Context: o.context, Horizon: o.horizon, Batch: o.batch, Threads: o.threads,
 		GoMaxProcs: runtime.GOMAXPROCS(0), Series: o.series, Evals: o.evals, Command: os.Args}
 	if o.model == "" {
@@ -411,13 +412,13 @@ func run(ctx context.Context, o options) (*report, error) {
 		rd.SidecarSPS = float64(o.series*rd.Sidecar.Evaluations) / rd.Sidecar.Seconds
 		rd.PythonSPS = float64(o.series*rd.Python.Evaluations) / rd.Python.Seconds
 		rd.Ratio = rd.SidecarSPS / rd.PythonSPS
-		rd.LoadAvg = loadavg()
+		rd.LoadAvg = benchinfo.LoadAvg()
 		rep.Rounds = append(rep.Rounds, rd)
 		fmt.Fprintf(os.Stderr, "round %d: sidecar %.2f series/s (%.2f s/eval), python %.2f series/s (%.2f s/eval), ratio %.3f; load %s\n",
 			r+1, rd.SidecarSPS, rd.Sidecar.Seconds/float64(rd.Sidecar.Evaluations), rd.PythonSPS,
 			rd.Python.Seconds/float64(rd.Python.Evaluations), rd.Ratio, rd.LoadAvg)
 	}
-	rep.LoadEnd = loadavg()
+	rep.LoadEnd = benchinfo.LoadAvg()
 	return rep, nil
 }
 
@@ -811,48 +812,6 @@ func (w *pyWorker) close() {
 	}
 }
 
-func machine() string {
-	name := "unknown CPU"
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-				name = strings.TrimSpace(v)
-				break
-			}
-		}
-	}
-	return fmt.Sprintf("%s, %d cores, %s/%s", name, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
-}
-
-// loadavg returns the 1-minute load average, or "?".
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if f := strings.Fields(string(b)); err == nil && len(f) > 0 {
-		return f[0]
-	}
-	return "?"
-}
-
-func commit() string {
-	out, err := exec.Command("git", "describe", "--always", "--dirty", "--abbrev=7").Output()
-	if err != nil {
-		return "unknown"
-	}
-	return strings.TrimSpace(string(out))
-}
-
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s) == 0 {
-		return math.NaN()
-	}
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
 func (r *report) markdown() string {
 	var sb strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&sb, format, args...) }
@@ -882,7 +841,7 @@ func (r *report) markdown() string {
 			rd.Python.Seconds/float64(rd.Python.Evaluations), rd.SidecarSPS, rd.PythonSPS, rd.Ratio, rd.LoadAvg)
 		ratios, ss, ps = append(ratios, rd.Ratio), append(ss, rd.SidecarSPS), append(ps, rd.PythonSPS)
 	}
-	w("| **median** | | | | %.2f | %.2f | **%.3f** | |\n\n", median(ss), median(ps), median(ratios))
+	w("| **median** | | | | %.2f | %.2f | **%.3f** | |\n\n", benchinfo.Median(ss), benchinfo.Median(ps), benchinfo.Median(ratios))
 
 	// Breakdown: per evaluation, medians over the rounds of each part.
 	per := func(f func(rd round) float64) float64 {
@@ -890,7 +849,7 @@ func (r *report) markdown() string {
 		for _, rd := range r.Rounds {
 			xs = append(xs, f(rd))
 		}
-		return median(xs)
+		return benchinfo.Median(xs)
 	}
 	se := func(rd round) float64 { return float64(rd.Sidecar.Evaluations) }
 	pe := func(rd round) float64 { return float64(rd.Python.Evaluations) }
