@@ -412,9 +412,19 @@ feed:
 	res.Evaluations, res.Points, res.FailedEvaluations = evals.Load(), points.Load(), failed.Load()
 	rep := o.buildReport(done)
 	if o.NAB != nil && csvMode {
+		emitted := map[string]bool{}
+		for _, s := range rep.Series {
+			emitted[s.Rule] = true
+		}
 		var anomaly []string
 		for _, r := range rules {
-			if r.spec.Anomaly != nil {
+			switch {
+			case r.spec.Anomaly == nil:
+			case !emitted[r.spec.Forecast]:
+				// Its score files are all zeros: a NAB table of them
+				// would read as a detector that never fires.
+				o.Logger.Warn("Pipeline matched no series of the replayed files; it is left out of the NAB scores", "pipeline", r.spec.Forecast)
+			default:
 				anomaly = append(anomaly, r.spec.Forecast)
 			}
 		}

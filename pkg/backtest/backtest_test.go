@@ -846,6 +846,11 @@ groups:
         step: 5m
         context: 6h
         anomaly: {}
+      - forecast: none
+        expr: value{file="not-there.csv"}
+        step: 5m
+        context: 6h
+        anomaly: {}
 `
 	out := t.TempDir()
 	res := run(t, Options{Groups: groups(t, split), Files: files, NAB: c, OutputDir: out})
@@ -856,6 +861,10 @@ groups:
 	tab := res.Report.Summary[len(res.Report.Summary)-1]
 	if tab.Title != "NAB: all pipelines" || !strings.Contains(tab.Note, "2 files with 2 windows") {
 		t.Fatalf("tables %q; last %+v", titles, tab)
+	}
+	// A pipeline that matched nothing is no detector.
+	if slices.Contains(titles, "NAB: none") {
+		t.Errorf("tables %q include the pipeline that matched no series", titles)
 	}
 	sub, _ := c.Subset(keys...)
 	read := func(rule string) nab.Detections {

@@ -221,8 +221,13 @@ func (c *Corpus) check(d Detections) error {
 	}
 	slices.Sort(unknown)
 	if len(missing) > 0 {
-		errs = append(errs, fmt.Sprintf("no scores for %d of %d files: %s (score part of the corpus with Corpus.Subset)",
-			len(missing), len(c.Files), strings.Join(missing, ", ")))
+		shown := missing
+		more := ""
+		if len(shown) > 5 {
+			shown, more = shown[:5], fmt.Sprintf(" and %d more", len(missing)-5)
+		}
+		errs = append(errs, fmt.Sprintf("no scores for %d of %d files: %s%s (to score only the files given, use a subset of the corpus: openanomaly nab score --subset)",
+			len(missing), len(c.Files), strings.Join(shown, ", "), more))
 	}
 	if len(unknown) > 0 {
 		errs = append(errs, fmt.Sprintf("scores for files not in the corpus: %s", strings.Join(unknown, ", ")))
