@@ -95,8 +95,9 @@ func runBacktest(ctx context.Context, bc backtestConfig, stdout, stderr io.Write
 		fmt.Fprintln(stderr, "backtest:", err)
 		return 1
 	}
-	for _, w := range res.Warnings {
-		fmt.Fprintln(stderr, "warning:", w)
+	if n := len(res.Warnings); n > 0 {
+		// Each was logged when the input was read.
+		fmt.Fprintf(stderr, "%d input problems were fixed (duplicated or backward timestamps); the log lines \"Fixed input\" above name them\n", n)
 	}
 	fmt.Fprintf(stdout, "Replayed %d of %d units (%d resumed, %d failed): %d evaluations, %d failed, %d points in %s (%.0f points/s)\n",
 		res.Units, res.Units+res.Failed+res.Resumed, res.Resumed, res.Failed, res.Evaluations, res.FailedEvaluations, res.Points,

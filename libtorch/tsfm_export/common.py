@@ -86,11 +86,11 @@ def check_args(model_id, context, horizon, device):
     if horizon is None:
         horizon = spec["default_horizon"]
     p = spec["patch_size"]
-    if context < p or context % p != 0:
-        raise ExportError(f"--context {context}: {model_id} takes contexts that are a positive multiple of its patch size {p} "
-                          f"(e.g. {max(p, context // p * p)} or {(context // p + 1) * p})")
     if context > spec["max_context"]:
         raise ExportError(f"--context {context}: {model_id} takes at most {spec['max_context']} points")
+    if context < p or context % p != 0:
+        raise ExportError(f"--context {context}: {model_id} takes contexts that are a positive multiple of its patch size {p} "
+                          f"(e.g. {max(p, context // p * p)} or {min((context // p + 1) * p, spec['max_context'] // p * p)})")
     if not 1 <= horizon <= spec["max_horizon"]:
         raise ExportError(f"--horizon {horizon}: out of range for {model_id}, 1..{spec['max_horizon']} steps per file "
                           f"(longer horizons are forecast by the sidecar's {spec['family']} adapter from a file's horizon)")
