@@ -92,6 +92,10 @@ func runBacktest(ctx context.Context, bc backtestConfig, stdout, stderr io.Write
 		err = cerr
 	}
 	if res == nil {
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			fmt.Fprintln(stderr, "backtest: interrupted; rerun the same command with --resume to keep the units that finished")
+			return 1
+		}
 		fmt.Fprintln(stderr, "backtest:", err)
 		return 1
 	}
