@@ -98,7 +98,7 @@ func TestBacktestCommandErrors(t *testing.T) {
 	}{
 		{[]string{rules}, "give --config.file (to read from its datasource), --csv or --nab.data"},
 		{[]string{"--csv", csv, "--start", "noon", rules}, `--start: timestamp "noon"`},
-		{[]string{"--csv", csv, "--start", "2015-01-01T00:00:00Z", rules}, "is outside the file's data"},
+		{[]string{"--csv", csv, "--start", "2015-01-01T00:00:00Z", rules}, "is after the file's last row"},
 		{[]string{"--csv", csv, bad}, "bad.yml:5:"},
 		{[]string{"--csv", csv}, "no pipeline files given"},
 		{[]string{"--csv", csv, "--output.remote-write-url", "nope", rules}, `remote-write url "nope" is not an absolute URL`},

@@ -413,8 +413,15 @@ feed:
 	rep := o.buildReport(done)
 	if o.NAB != nil && csvMode {
 		emitted := map[string]bool{}
+		inCorpus := 0
 		for _, s := range rep.Series {
 			emitted[s.Rule] = true
+			if o.NAB.File(s.Labels["file"]) != nil {
+				inCorpus++
+			}
+		}
+		if inCorpus == 0 && len(rep.Series) > 0 {
+			o.Logger.Warn("No replayed file is a NAB corpus file by its key (<category>/<file>.csv, relative to the --csv directory), so nothing is NAB-scored; replay the corpus with --nab.data (and --nab.files) instead of --csv")
 		}
 		var anomaly []string
 		for _, r := range rules {
@@ -473,6 +480,14 @@ func csvStamps(f *CSVFile, start, end time.Time, iv time.Duration) (stamps, rows
 	}
 	if !end.IsZero() {
 		hi = end.UnixMilli()
+	}
+	switch {
+	case lo > last && end.IsZero():
+		return nil, nil, fmt.Errorf("%s: the start %s is after the file's last row (%s to %s)", f.Path,
+			fmtTime(time.UnixMilli(lo)), fmtTime(time.UnixMilli(first)), fmtTime(time.UnixMilli(last)))
+	case hi < first && start.IsZero():
+		return nil, nil, fmt.Errorf("%s: the end %s is before the file's first row (%s to %s)", f.Path,
+			fmtTime(time.UnixMilli(hi)), fmtTime(time.UnixMilli(first)), fmtTime(time.UnixMilli(last)))
 	}
 	if lo > last || hi < first {
 		return nil, nil, fmt.Errorf("%s: the range %s to %s is outside the file's data (%s to %s)", f.Path,

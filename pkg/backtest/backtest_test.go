@@ -178,7 +178,7 @@ func TestRunBadInputs(t *testing.T) {
 		{"range after the data", func(o *Options) {
 			o.CSV = []string{good}
 			o.Start = time.Date(2016, 1, 1, 0, 0, 0, 0, time.UTC)
-		}, []string{good + ": the range 2016-01-01T00:00:00Z to 2015-01-01T04:05:00Z is outside the file's data (2015-01-01T00:00:00Z to 2015-01-01T04:05:00Z)"}},
+		}, []string{good + ": the start 2016-01-01T00:00:00Z is after the file's last row (2015-01-01T00:00:00Z to 2015-01-01T04:05:00Z)"}},
 		{"range before the data", func(o *Options) {
 			o.CSV = []string{good}
 			o.Start = time.Date(2014, 1, 1, 0, 0, 0, 0, time.UTC)
