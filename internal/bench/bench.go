@@ -19,6 +19,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/openanomaly/openanomaly/internal/osproc"
 )
 
 // Modes name how the sidecar reads.
@@ -108,12 +110,12 @@ type bench struct {
 	gen   *generator
 	exp   *exporter
 
-	prom       *proc
+	prom       *osproc.Proc
 	promURL    string
 	promDir    string
-	vm         *proc
+	vm         *osproc.Proc
 	vmURL      string
-	vmalert    *proc
+	vmalert    *osproc.Proc
 	vmalertURL string
 	vmalertDir string
 
@@ -185,9 +187,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 }
 
 func (b *bench) stopAll() {
-	b.vmalert.stop()
-	b.vm.stop()
-	b.prom.stop()
+	b.vmalert.Stop()
+	b.vm.Stop()
+	b.prom.Stop()
 	b.exp.stop()
 	b.vmalert, b.vm, b.prom, b.exp = nil, nil, nil, nil
 }
@@ -362,9 +364,9 @@ func (b *bench) run(ctx context.Context) error {
 	}
 	for _, s := range []struct {
 		name string
-		p    *proc
+		p    *osproc.Proc
 	}{{"prometheus", b.prom}, {"victoria-metrics", b.vm}, {"vmalert", b.vmalert}} {
-		hwm, _, _ := memStatus(s.p.pid())
+		hwm, _, _ := memStatus(s.p.Pid())
 		r.StoreHWM = append(r.StoreHWM, NamedBytes{s.name, hwm})
 	}
 	r.Finished = time.Now()
@@ -416,7 +418,7 @@ func (b *bench) sidecarPhase(ctx context.Context, mode string) (SidecarRun, erro
 	o := b.o
 	run := SidecarRun{Mode: mode}
 	var storeURL, rwURL string
-	var store *proc
+	var store *osproc.Proc
 	readMethod := "query_range"
 	switch mode {
 	case ModeVM:
@@ -487,12 +489,12 @@ rule_files:
 	if err != nil {
 		return run, err
 	}
-	defer side.stop()
+	defer side.Stop()
 	b.logf("sidecar (%s) started at %s", mode, sideURL)
 
 	key := rulesPath + ";" + groupName
 	next := slot(key, o.Interval, time.Now())
-	sideCPU0, _ := cpuSeconds(side.pid())
+	sideCPU0, _ := cpuSeconds(side.Pid())
 	var lastTS float64
 	stages0 := map[string]float64{}
 	reads0 := map[string]float64{}
@@ -509,9 +511,9 @@ rule_files:
 			return run, err
 		}
 		sleepUntil(ctx, next.Add(-time.Second))
-		storeCPU0, _ := cpuSeconds(store.pid())
+		storeCPU0, _ := cpuSeconds(store.Pid())
 		if !cold {
-			sideCPU0, _ = cpuSeconds(side.pid())
+			sideCPU0, _ = cpuSeconds(side.Pid())
 		}
 		b.logf("sidecar (%s): evaluation %d/%d at %s ...", mode, i+1, o.Evals, next.Format(time.TimeOnly))
 		ms, ts, err := b.waitSidecarEval(ctx, sideURL, side, lastTS, 2*o.Interval+time.Minute)
@@ -522,9 +524,9 @@ rule_files:
 		if err != nil {
 			return run, err
 		}
-		sideCPU, _ := cpuSeconds(side.pid())
-		storeCPU, _ := cpuSeconds(store.pid())
-		hwm, _, _ := memStatus(side.pid())
+		sideCPU, _ := cpuSeconds(side.Pid())
+		storeCPU, _ := cpuSeconds(store.Pid())
+		hwm, _, _ := memStatus(side.Pid())
 		e := SidecarEval{
 			Cold:     cold,
 			Slot:     time.Unix(0, int64(ts*1e9)),
@@ -562,7 +564,7 @@ rule_files:
 			mode, i+1, e.Wall, e.Stages["fetch"], e.Stages["model"], e.Stages["emit"], e.CPU, e.StoreCPU,
 			e.InputSeries, e.OutputSeries, fmtBytes(e.HWM), map[bool]string{true: " FAILED", false: ""}[e.Failed])
 		if e.Failed {
-			b.logf("sidecar log:\n%s", side.logTail())
+			b.logf("sidecar log:\n%s", side.LogTail(3000))
 		}
 	}
 	for _, name := range []string{"openanomaly_remote_write_sent_samples_total", "openanomaly_remote_write_dropped_samples_total", "openanomaly_remote_write_failed_samples_total"} {
@@ -598,7 +600,7 @@ func version(bin string) (string, error) {
 
 // waitSidecarEval waits until the group's last evaluation timestamp moves
 // past prev and returns the metrics then.
-func (b *bench) waitSidecarEval(ctx context.Context, url string, side *proc, prev float64, timeout time.Duration) ([]metricSample, float64, error) {
+func (b *bench) waitSidecarEval(ctx context.Context, url string, side *osproc.Proc, prev float64, timeout time.Duration) ([]metricSample, float64, error) {
 	deadline := time.Now().Add(timeout)
 	for {
 		ms, err := scrape(url + "/metrics")
@@ -610,7 +612,7 @@ func (b *bench) waitSidecarEval(ctx context.Context, url string, side *proc, pre
 			return ms, ts, nil
 		}
 		if time.Now().After(deadline) {
-			return nil, 0, fmt.Errorf("no evaluation within %v; log:\n%s", timeout, side.logTail())
+			return nil, 0, fmt.Errorf("no evaluation within %v; log:\n%s", timeout, side.LogTail(3000))
 		}
 		sleepCtx(ctx, 100*time.Millisecond)
 		if ctx.Err() != nil {

@@ -201,7 +201,7 @@ func (p *peerRunner) measureProm(ctx context.Context, k peerKey, deadline time.T
 		}
 		if le != "" && le != lastEval && !strings.HasPrefix(le, "0001-") {
 			lastEval = le
-			cpu, _ := cpuSeconds(b.prom.pid())
+			cpu, _ := cpuSeconds(b.prom.Pid())
 			ms, err := scrape(b.promURL + "/metrics")
 			if err != nil {
 				return out, err
@@ -264,8 +264,8 @@ func (p *peerRunner) measureVM(ctx context.Context, k peerKey, deadline time.Tim
 			fallthrough
 		case cnt > prevCount:
 			if cnt > prevCount {
-				c1, _ := cpuSeconds(b.vm.pid())
-				c2, _ := cpuSeconds(b.vmalert.pid())
+				c1, _ := cpuSeconds(b.vm.Pid())
+				c2, _ := cpuSeconds(b.vmalert.Pid())
 				cpu := c1 + c2
 				n := cnt - prevCount
 				out = append(out, PeerEval{Wall: (sum - prevSum) / n, CPU: (cpu - prevCPU) / n})

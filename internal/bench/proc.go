@@ -9,79 +9,21 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/openanomaly/openanomaly/internal/osproc"
 )
 
-// proc is one server the benchmark started, in its own process group,
-// killed with the harness (Pdeathsig) if the harness dies.
-type proc struct {
-	name    string
-	cmd     *exec.Cmd
-	logPath string
-	log     *os.File
-	exited  chan struct{}
-	waitErr error
-}
-
-func startProc(name, dir, bin string, args ...string) (*proc, error) {
-	logPath := filepath.Join(dir, name+".log")
-	f, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("start %s: %w", bin, err)
-	}
-	p := &proc{name: name, cmd: cmd, logPath: logPath, log: f, exited: make(chan struct{})}
-	go func() { p.waitErr = cmd.Wait(); close(p.exited) }()
-	return p, nil
-}
-
-func (p *proc) pid() int { return p.cmd.Process.Pid }
-
-// stop sends SIGTERM to the group, then SIGKILL after 20s.
-func (p *proc) stop() {
-	if p == nil {
-		return
-	}
-	pid := p.pid()
-	_ = syscall.Kill(-pid, syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(20 * time.Second):
-		_ = syscall.Kill(-pid, syscall.SIGKILL)
-		<-p.exited
-	}
-	_ = syscall.Kill(-pid, syscall.SIGKILL) // anything it left behind
-	p.log.Close()
-}
-
-func (p *proc) logTail() string {
-	b, _ := os.ReadFile(p.logPath)
-	if len(b) > 3000 {
-		b = b[len(b)-3000:]
-	}
-	return string(b)
-}
-
-// waitReady polls url until it answers 200.
-func (p *proc) waitReady(ctx context.Context, url string, timeout time.Duration) error {
+// waitReady polls url until it answers 200, or p exits.
+func waitReady(ctx context.Context, p *osproc.Proc, url string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	var last error
 	for time.Now().Before(deadline) {
 		select {
-		case <-p.exited:
-			return fmt.Errorf("%s exited (%v); log:\n%s", p.name, p.waitErr, p.logTail())
+		case <-p.Exited():
+			return fmt.Errorf("%s exited (%v); log:\n%s", p.Name, p.Err(), p.LogTail(3000))
 		case <-ctx.Done():
 			return ctx.Err()
 		default:
@@ -98,25 +40,25 @@ func (p *proc) waitReady(ctx context.Context, url string, timeout time.Duration)
 		last = err
 		time.Sleep(100 * time.Millisecond)
 	}
-	return fmt.Errorf("%s not ready at %s after %v: %v; log:\n%s", p.name, url, timeout, last, p.logTail())
+	return fmt.Errorf("%s not ready at %s after %v: %v; log:\n%s", p.Name, url, timeout, last, p.LogTail(3000))
 }
 
 // startServer starts a server on a free loopback port and waits for
 // readyPath; it retries with another port when the port was taken.
-func startServer(ctx context.Context, name, dir, bin, readyPath string, args func(addr string) []string) (*proc, string, error) {
+func startServer(ctx context.Context, name, dir, bin, readyPath string, args func(addr string) []string) (*osproc.Proc, string, error) {
 	var lastErr error
 	for range 3 {
 		addr, err := freeAddr()
 		if err != nil {
 			return nil, "", err
 		}
-		p, err := startProc(name, dir, bin, args(addr)...)
+		p, err := osproc.Start(name, dir, bin, args(addr)...)
 		if err != nil {
 			return nil, "", err
 		}
 		base := "http://" + addr
-		if err := p.waitReady(ctx, base+readyPath, 3*time.Minute); err != nil {
-			p.stop()
+		if err := waitReady(ctx, p, base+readyPath, 3*time.Minute); err != nil {
+			p.Stop()
 			lastErr = err
 			if strings.Contains(err.Error(), "address already in use") {
 				continue

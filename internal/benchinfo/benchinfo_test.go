@@ -2,7 +2,6 @@ package benchinfo
 
 import (
 	"math"
-	"strings"
 	"testing"
 )
 
@@ -19,11 +18,5 @@ func TestMedian(t *testing.T) {
 	}
 	if !math.IsNaN(Median(nil)) {
 		t.Error("Median(nil) is not NaN")
-	}
-}
-
-func TestMachine(t *testing.T) {
-	if m := Machine(); !strings.Contains(m, "cores") {
-		t.Errorf("Machine() = %q", m)
 	}
 }

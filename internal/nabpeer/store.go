@@ -12,13 +12,13 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/openanomaly/openanomaly/internal/osproc"
 )
 
 var httpClient = &http.Client{Timeout: 10 * time.Minute}
@@ -43,65 +43,10 @@ var VMArgs = []string{
 	"-maxInsertRequestSize=1GB",
 }
 
-// proc is a server or tool this package started, in its own process group,
-// killed if this process dies (Pdeathsig).
-type proc struct {
-	name    string
-	cmd     *exec.Cmd
-	logPath string
-	log     *os.File
-	exited  chan struct{}
-	waitErr error
-}
-
-func startProc(name, dir, bin string, args ...string) (*proc, error) {
-	logPath := filepath.Join(dir, name+".log")
-	f, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("start %s: %w", bin, err)
-	}
-	p := &proc{name: name, cmd: cmd, logPath: logPath, log: f, exited: make(chan struct{})}
-	go func() { p.waitErr = cmd.Wait(); close(p.exited) }()
-	return p, nil
-}
-
-// stop sends SIGTERM to the group, then SIGKILL after 20s.
-func (p *proc) stop() {
-	if p == nil {
-		return
-	}
-	pid := p.cmd.Process.Pid
-	_ = syscall.Kill(-pid, syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(20 * time.Second):
-		_ = syscall.Kill(-pid, syscall.SIGKILL)
-		<-p.exited
-	}
-	_ = syscall.Kill(-pid, syscall.SIGKILL)
-	p.log.Close()
-}
-
-func (p *proc) logTail(n int) string {
-	b, _ := os.ReadFile(p.logPath)
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return string(b)
-}
-
 // VM is a VictoriaMetrics this package started.
 type VM struct {
 	URL  string
-	proc *proc
+	proc *osproc.Proc
 }
 
 // StartVM starts VictoriaMetrics (bin) with VMArgs on a free loopback port,
@@ -116,13 +61,13 @@ func StartVM(ctx context.Context, bin, dir string) (*VM, error) {
 		addr := l.Addr().String()
 		l.Close()
 		args := append([]string{"-httpListenAddr=" + addr, "-storageDataPath=" + filepath.Join(dir, "vmdata")}, VMArgs...)
-		p, err := startProc("victoria-metrics", dir, bin, args...)
+		p, err := osproc.Start("victoria-metrics", dir, bin, args...)
 		if err != nil {
 			return nil, err
 		}
 		vm := &VM{URL: "http://" + addr, proc: p}
 		if err := vm.waitReady(ctx); err != nil {
-			p.stop()
+			p.Stop()
 			lastErr = err
 			continue
 		}
@@ -136,8 +81,8 @@ func (vm *VM) waitReady(ctx context.Context) error {
 	var last error
 	for time.Now().Before(deadline) {
 		select {
-		case <-vm.proc.exited:
-			return fmt.Errorf("victoria-metrics exited (%v); log:\n%s", vm.proc.waitErr, vm.proc.logTail(3000))
+		case <-vm.proc.Exited():
+			return fmt.Errorf("victoria-metrics exited (%v); log:\n%s", vm.proc.Err(), vm.proc.LogTail(3000))
 		case <-ctx.Done():
 			return ctx.Err()
 		default:
@@ -154,11 +99,11 @@ func (vm *VM) waitReady(ctx context.Context) error {
 		last = err
 		time.Sleep(100 * time.Millisecond)
 	}
-	return fmt.Errorf("victoria-metrics not ready: %v; log:\n%s", last, vm.proc.logTail(3000))
+	return fmt.Errorf("victoria-metrics not ready: %v; log:\n%s", last, vm.proc.LogTail(3000))
 }
 
 // Stop stops the server.
-func (vm *VM) Stop() { vm.proc.stop() }
+func (vm *VM) Stop() { vm.proc.Stop() }
 
 func do(req *http.Request, want ...int) ([]byte, error) {
 	resp, err := httpClient.Do(req)
@@ -398,19 +343,19 @@ func RunReplay(ctx context.Context, o ReplayOptions, r Replay, name string) erro
 	if err := os.WriteFile(rules, []byte(RenderRules(r.Grid)), 0o644); err != nil {
 		return err
 	}
-	p, err := startProc(name+".vmalert", o.Dir, o.VMAlert, replayArgs(o, r, rules)...)
+	p, err := osproc.Start(name+".vmalert", o.Dir, o.VMAlert, replayArgs(o, r, rules)...)
 	if err != nil {
 		return err
 	}
 	select {
-	case <-p.exited:
+	case <-p.Exited():
 	case <-ctx.Done():
-		p.stop()
+		p.Stop()
 		return ctx.Err()
 	}
-	p.log.Close()
-	if p.waitErr != nil {
-		return fmt.Errorf("vmalert replay %s (%s, %s..%s): %v; log:\n%s", name, r.Grid, r.From.Format(time.RFC3339), r.To.Format(time.RFC3339), p.waitErr, p.logTail(3000))
+	p.Stop() // exited: closes the log
+	if p.Err() != nil {
+		return fmt.Errorf("vmalert replay %s (%s, %s..%s): %v; log:\n%s", name, r.Grid, r.From.Format(time.RFC3339), r.To.Format(time.RFC3339), p.Err(), p.LogTail(3000))
 	}
 	return Flush(o.URL)
 }

@@ -2,10 +2,8 @@ package backtest
 
 import (
 	"fmt"
-	"io"
 	"path/filepath"
 	"slices"
-	"strconv"
 
 	"github.com/openanomaly/openanomaly/pkg/nab"
 	"github.com/openanomaly/openanomaly/pkg/report"
@@ -93,17 +91,11 @@ func writeDetections(dir string, c *nab.Corpus, d nab.Detections) error {
 		if f == nil {
 			continue
 		}
-		err := writeFile(filepath.Join(dir, filepath.FromSlash(k)), func(w io.Writer) error {
-			if _, err := io.WriteString(w, "timestamp,anomaly_score\n"); err != nil {
-				return err
-			}
-			for i, t := range f.Times {
-				if _, err := fmt.Fprintf(w, "%s,%s\n", t.UTC().Format(scoreTimeLayout), strconv.FormatFloat(scores[i], 'g', -1, 64)); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
+		times := make([]int64, len(f.Times))
+		for i, t := range f.Times {
+			times[i] = t.UnixMilli()
+		}
+		err := writeScoreCSV(filepath.Join(dir, filepath.FromSlash(k)), times, scores)
 		if err != nil {
 			return err
 		}

@@ -282,17 +282,25 @@ func writeScores(dir string, u *unit, o *ruleOut) error {
 	if !strings.EqualFold(filepath.Ext(path), ".csv") {
 		path += ".csv"
 	}
+	vals := make([]float64, len(u.rows))
+	for i, t := range u.rows {
+		j, _ := slices.BinarySearch(o.stamps, t)
+		if j < len(o.stamps) && finite(scores[j]) {
+			vals[i] = scores[j]
+		}
+	}
+	return writeScoreCSV(path, u.rows, vals)
+}
+
+// writeScoreCSV writes timestamp,anomaly_score lines, the format
+// `openanomaly nab score` reads: times in ms, one score each.
+func writeScoreCSV(path string, times []int64, scores []float64) error {
 	return writeFile(path, func(w io.Writer) error {
 		if _, err := io.WriteString(w, "timestamp,anomaly_score\n"); err != nil {
 			return err
 		}
-		for _, t := range u.rows {
-			j, _ := slices.BinarySearch(o.stamps, t)
-			v := 0.0
-			if j < len(o.stamps) && finite(scores[j]) {
-				v = scores[j]
-			}
-			if _, err := fmt.Fprintf(w, "%s,%s\n", time.UnixMilli(t).UTC().Format(scoreTimeLayout), strconv.FormatFloat(v, 'g', -1, 64)); err != nil {
+		for i, t := range times {
+			if _, err := fmt.Fprintf(w, "%s,%s\n", time.UnixMilli(t).UTC().Format(scoreTimeLayout), strconv.FormatFloat(scores[i], 'g', -1, 64)); err != nil {
 				return err
 			}
 		}

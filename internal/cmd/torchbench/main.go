@@ -23,7 +23,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"github.com/openanomaly/openanomaly/internal/benchinfo"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -38,6 +37,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/openanomaly/openanomaly/internal/benchinfo"
 	"github.com/openanomaly/openanomaly/pkg/config"
 	"github.com/openanomaly/openanomaly/pkg/forecast"
 	"github.com/openanomaly/openanomaly/pkg/forecast/torch"

@@ -27,7 +27,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/openanomaly/openanomaly/internal/benchinfo"
 	"io"
 	"log/slog"
 	"math"
@@ -49,6 +48,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 
+	"github.com/openanomaly/openanomaly/internal/benchinfo"
 	"github.com/openanomaly/openanomaly/pkg/backtest"
 	"github.com/openanomaly/openanomaly/pkg/config"
 	"github.com/openanomaly/openanomaly/pkg/forecast"

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -219,16 +220,7 @@ func TestFamilyHookForecastsBeyondTheNativeHorizon(t *testing.T) {
 	if g := fmt.Sprint(got[0].Values[0]); g != "[6 6 6 7 7 7 8]" {
 		t.Errorf("median path %s, want [6 6 6 7 7 7 8]", g)
 	}
-	if slicesHas(Families(), "test-feedback") == false {
+	if !slices.Contains(Families(), "test-feedback") {
 		t.Errorf("Families() = %v", Families())
 	}
-}
-
-func slicesHas(xs []string, x string) bool {
-	for _, v := range xs {
-		if v == x {
-			return true
-		}
-	}
-	return false
 }
